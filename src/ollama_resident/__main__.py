@@ -1,0 +1,3 @@
+from ollama_resident.cli import main
+
+main()

@@ -1,0 +1,148 @@
+"""The command line: parse, call the core, render. No HTTP or scheduling here.
+
+``main()`` is the console-script entry point. Errors become messages and exit
+codes in exactly one place, :meth:`_Group.invoke`, so ``CliRunner`` tests see
+the same behaviour as a shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from ollama_resident import __version__, _env
+from ollama_resident.errors import ExitCode, ResidentError
+
+__all__ = ["Terminated", "app", "main"]
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 an operation on a model failed; 2 usage or configuration "
+    "error; 3 Ollama unreachable; 130 interrupted (watch and guard exit 0 on Ctrl-C)."
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered through the same path as Ctrl-C so cleanup runs."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def _debug_enabled(ctx: typer.Context) -> bool:
+    if os.environ.get(_env.DEBUG, "").strip() not in ("", "0"):
+        return True
+    obj = ctx.obj
+    return bool(isinstance(obj, dict) and obj.get("debug"))
+
+
+class _Group(TyperGroup):
+    """The error boundary: ResidentError -> one line on stderr + its exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        previous = None
+        with contextlib.suppress(ValueError):  # not the main thread (some test runners)
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            return super().invoke(ctx)
+        except ResidentError as exc:
+            if _debug_enabled(ctx):
+                raise
+            from ollama_resident.cli._output import Output
+
+            Output().error(exc.message, exc.hint)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except Terminated:
+            sys.stderr.write("terminated\n")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if _debug_enabled(ctx) or type(exc).__module__.startswith("typer"):
+                raise
+            from ollama_resident.cli._output import Output
+
+            Output().error(
+                f"unexpected error: {type(exc).__name__}: {exc}",
+                f"run again with --debug (or {_env.DEBUG}=1) for the traceback, "
+                "and please report it",
+            )
+            raise typer.Exit(int(ExitCode.FAILED)) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+app = typer.Typer(
+    name="ollama-resident",
+    cls=_Group,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    rich_markup_mode=None,
+    help="Keep the right Ollama models loaded, and say why one was not.",
+    epilog=EXIT_CODES_HELP,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"ollama-resident {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Show the version and exit.",
+            callback=_version_callback,
+            is_eager=True,
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help=f"Show tracebacks instead of one-line errors (also {_env.DEBUG}=1).",
+        ),
+    ] = False,
+) -> None:
+    """Keep the right Ollama models loaded, and say in plain words why one was not.
+
+    The server is --host, else a profile's host, else $OLLAMA_HOST, else
+    127.0.0.1:11434, read the way Ollama reads it.
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _register() -> None:
+    # Command modules import only typer and light modules at top level; each
+    # command imports httpx, rich tables and the client when it runs.
+    from ollama_resident.cli import load, ps
+
+    ps.register(app)
+    load.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv, prog_name="ollama-resident")

@@ -1,0 +1,44 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+__all__ = ["HostOpt", "JsonOpt", "QuietOpt", "TimeoutOpt", "WaitOpt"]
+
+HostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        help="Ollama server, e.g. 127.0.0.1:11434 or https://gpu-box/ollama. "
+        "Default: a profile's host, then $OLLAMA_HOST, then 127.0.0.1:11434.",
+        show_default=False,
+        metavar="URL",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing but errors (for scripts).")
+]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        help="Wait up to SECONDS for the server to answer before starting "
+        "(for startup scripts); exit 3 if it never does.",
+        metavar="SECONDS",
+        min=0,
+        show_default=False,
+    ),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for quick requests (ps, show); loads never time out.",
+        metavar="SECONDS",
+        min=0.1,
+    ),
+]

@@ -1,0 +1,378 @@
+"""``preload``, ``pin`` and ``unload``: the commands people type and put in scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ollama_resident.cli._options import HostOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
+
+if TYPE_CHECKING:
+    from ollama_resident.cli._output import Output
+    from ollama_resident.client import OllamaClient
+    from ollama_resident.durations import KeepAlive
+    from ollama_resident.residency import LoadOutcome, LoadRequest, UnloadOutcome
+
+__all__ = ["register"]
+
+
+def _keep_alive(value: str | None) -> str | None:
+    """Validate a duration at parse time, so a typo exits 2 before anything is sent."""
+    if value is None:
+        return None
+    from ollama_resident.durations import DurationError, parse_keep_alive
+
+    try:
+        parse_keep_alive(value)
+    except DurationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+ModelsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Model names as you type them: llama3.2, llama3.2:1b, namespace/model:tag.",
+        show_default=False,
+    ),
+]
+NumCtxOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--num-ctx",
+        help="Load with this context length. Without it a loaded model keeps its context "
+        "(never reloaded by accident); with it a different context means a reload.",
+        min=1,
+        show_default=False,
+    ),
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Take the models (and host, keep-alives, contexts) from this profile.",
+        show_default=False,
+    ),
+]
+
+
+def _models_or_die(models: Sequence[str] | None, command: str) -> list[str]:
+    names = [m for m in (models or []) if m.strip()]
+    if not names:
+        from ollama_resident.errors import UsageError
+
+        raise UsageError(
+            f"{command}: name at least one model",
+            hint=f"for example `ollama-resident {command} llama3.2`",
+        )
+    return names
+
+
+@contextmanager
+def _session(host: str | None, timeout: float, wait: float, out: Output) -> Iterator[OllamaClient]:
+    from ollama_resident.cli._common import make_client
+    from ollama_resident.residency import wait_ready
+
+    with make_client(host, timeout=timeout) as client:
+        if wait > 0:
+            wait_ready(
+                client,
+                wait,
+                on_wait=lambda left: out.info(
+                    f"waiting up to {left:.0f}s for Ollama at {client.display_url}..."
+                ),
+            )
+        yield client
+
+
+# -- preload / pin ---------------------------------------------------------------------------
+
+
+def _run_loads(
+    *,
+    requests: list[LoadRequest],
+    host: str | None,
+    timeout: float,
+    wait: float,
+    json_output: bool,
+    quiet: bool,
+) -> None:
+    from ollama_resident import render
+    from ollama_resident.cli._output import Output
+    from ollama_resident.residency import LoadCancelled, load_models
+
+    out = Output(quiet=quiet or json_output, json=json_output)
+    results: list[LoadOutcome] = []
+    with _session(host, timeout, wait, out) as client, _Progress(out) as progress:
+
+        def on_result(outcome: LoadOutcome) -> None:
+            progress.stop()
+            _report_load(out, outcome)
+
+        try:
+            results = load_models(
+                client,
+                requests,
+                on_start=lambda req, existing: progress.start(req.model),
+                on_result=on_result,
+            )
+        except LoadCancelled as cancelled:
+            progress.stop()
+            results = cancelled.done
+            if cancelled.current:
+                out.warn(f"cancelled while loading {cancelled.current}; Ollama aborts that load")
+            if json_output:
+                out.data(render.dumps([render.load_json(r) for r in results]))
+            raise KeyboardInterrupt from None
+    if json_output:
+        out.data(render.dumps([render.load_json(r) for r in results]))
+    elif len(results) > 1:
+        out.info(render.load_summary(results))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise typer.Exit(1)
+
+
+def _report_load(out: Output, r: LoadOutcome) -> None:
+    from ollama_resident import render
+
+    if not r.ok:
+        out.error(f"{r.requested}: {r.error}", r.hint)
+        return
+    line = render.load_line(r)
+    if r.status == "unchanged":
+        out.info(line)
+    else:
+        out.success(line)
+    for warning in render.load_warnings(r):
+        out.warn(warning)
+
+
+class _Progress:
+    """A spinner with elapsed time per model, on a terminal only."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.out.rich_stderr and not self.out.quiet:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=self.out.err_console(),
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def start(self, model: str) -> None:
+        if self._progress is not None:
+            self.stop()
+            self._task = self._progress.add_task(f"loading {model}", total=None)
+
+    def stop(self) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.remove_task(self._task)
+            self._task = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _parsed(value: str | None) -> KeepAlive | None:
+    from ollama_resident.durations import parse_keep_alive
+
+    return None if value is None else parse_keep_alive(value)
+
+
+def preload(
+    models: ModelsArg = None,
+    keep_alive: Annotated[
+        str | None,
+        typer.Option(
+            "--keep-alive",
+            "-k",
+            help="How long to keep them after the last request: 5m, 1h30m, 300 (seconds), "
+            "forever or -1. Omitted: a new load gets the server default, a loaded model "
+            "keeps its current keep-alive.",
+            callback=_keep_alive,
+            metavar="DUR",
+            show_default=False,
+        ),
+    ] = None,
+    num_ctx: NumCtxOpt = None,
+    wait: WaitOpt = 0.0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    host: HostOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Load models into memory and return when each is ready.
+
+    Chat models load with an empty /api/generate, embedding models with an
+    empty /api/embed. A model already loaded as asked gets no request. Each
+    result says the load time, the keep-alive now in effect, the processor
+    split, and anything the load pushed out of memory.
+
+    \b
+    Examples:
+      ollama-resident preload llama3.2 nomic-embed-text
+      ollama-resident preload qwen2.5:14b --keep-alive 2h --wait 30
+    """
+    from ollama_resident.residency import LoadRequest
+
+    names = _models_or_die(models, "preload")
+    ka = _parsed(keep_alive)
+    _run_loads(
+        requests=[LoadRequest(m, ka, num_ctx) for m in names],
+        host=host,
+        timeout=timeout,
+        wait=wait,
+        json_output=json_output,
+        quiet=quiet,
+    )
+
+
+def pin(
+    models: ModelsArg = None,
+    for_: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            help="Keep them this long after the last request instead of forever: 8h, 90m.",
+            callback=_keep_alive,
+            metavar="DUR",
+            show_default=False,
+        ),
+    ] = None,
+    num_ctx: NumCtxOpt = None,
+    wait: WaitOpt = 0.0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    host: HostOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Keep models loaded forever (or --for a while), loading them if needed.
+
+    Sends keep_alive -1 (the number: Ollama rejects the string "-1") with the
+    context the model is loaded with, so the pin never triggers a reload. A
+    model already pinned gets no request: safe in a shell startup file.
+    Note: a pin does not stop Ollama evicting the model for another one, and
+    any client that sends its own keep_alive resets it; `guard` handles both.
+
+    \b
+    Examples:
+      ollama-resident pin llama3.2
+      ollama-resident pin qwen2.5-coder:14b --for 8h --quiet --wait 60
+    """
+    from ollama_resident.durations import KeepAlive
+    from ollama_resident.residency import LoadRequest
+
+    names = _models_or_die(models, "pin")
+    ka = _parsed(for_) or KeepAlive.forever()
+    _run_loads(
+        requests=[LoadRequest(m, ka, num_ctx) for m in names],
+        host=host,
+        timeout=timeout,
+        wait=wait,
+        json_output=json_output,
+        quiet=quiet,
+    )
+
+
+# -- unload ----------------------------------------------------------------------------------
+
+
+def unload(
+    models: ModelsArg = None,
+    all_models: Annotated[
+        bool, typer.Option("--all", "-a", help="Unload every loaded model.")
+    ] = False,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--except",
+            "-x",
+            help="With --all: leave this model loaded (repeatable).",
+            metavar="MODEL",
+            show_default=False,
+        ),
+    ] = None,
+    confirm_timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds to wait for /api/ps to confirm each model is gone (0: do not wait).",
+            min=0,
+            metavar="SECONDS",
+        ),
+    ] = 30.0,
+    wait: WaitOpt = 0.0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    host: HostOpt = None,
+) -> None:
+    """Unload models now and confirm they are gone.
+
+    Works for chat and embedding models alike. A model that is not loaded is
+    a success with a note. Ollama cannot cut a running request short: a model
+    busy with one is reported as pending and unloads when that request ends.
+
+    \b
+    Examples:
+      ollama-resident unload llama3.2
+      ollama-resident unload --all --except nomic-embed-text
+    """
+    from ollama_resident import render
+    from ollama_resident.cli._output import Output
+    from ollama_resident.errors import UsageError
+    from ollama_resident.residency import select_unload_targets, unload_models
+
+    names = [m for m in (models or []) if m.strip()]
+    if all_models and names:
+        raise UsageError("give model names or --all, not both")
+    if not all_models and not names:
+        raise UsageError(
+            "unload: name at least one model, or --all",
+            hint="for example `ollama-resident unload llama3.2` or `unload --all --except bge-m3`",
+        )
+    if keep and not all_models:
+        raise UsageError("--except goes with --all")
+    out = Output(quiet=quiet or json_output, json=json_output)
+    with _session(host, 10.0, wait, out) as client:
+        snapshot = client.ps()
+        targets = select_unload_targets(snapshot, names, all_models=all_models, keep=keep or [])
+        if not targets:
+            out.info("Nothing to unload.")
+            results: list[UnloadOutcome] = []
+        else:
+            results = unload_models(client, targets, snapshot=snapshot, timeout=confirm_timeout)
+    if json_output:
+        out.data(render.dumps([render.unload_json(r) for r in results]))
+    for r in results:
+        if not r.ok:
+            out.error(f"{r.requested}: {r.error}", r.hint)
+        elif r.status == "pending":
+            out.warn(render.unload_line(r))
+        elif r.status == "not-loaded":
+            out.info(render.unload_line(r))
+        else:
+            out.success(render.unload_line(r))
+    if any(not r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("preload")(preload)
+    app.command("pin")(pin)
+    app.command("unload")(unload)

@@ -1,0 +1,59 @@
+"""``ps``: what is loaded now, as Ollama's own ``ps`` shows it, with live countdowns."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ollama_resident.cli._options import HostOpt, JsonOpt, TimeoutOpt
+
+__all__ = ["register"]
+
+
+def ps(
+    prefix: Annotated[
+        str | None,
+        typer.Argument(help="Only models whose name starts with this.", show_default=False),
+    ] = None,
+    json_output: JsonOpt = False,
+    host: HostOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Show the models Ollama has in memory and how long each stays.
+
+    UNTIL is "Forever" for a pinned model, a countdown such as "4m 12s"
+    otherwise, and "busy or stopping" when the deadline has passed but the
+    model is still listed: a request is running on it, and it either stays
+    once that ends (it outlived its keep-alive while busy) or unloads then
+    (it was unloaded while busy). `watch` tells these apart over time.
+
+    \b
+    Examples:
+      ollama-resident ps
+      ollama-resident ps llama --json | jq '.[].expires_in_s'
+    """
+    from ollama_resident import render
+    from ollama_resident.cli._common import make_client
+    from ollama_resident.cli._output import Output
+
+    out = Output(json=json_output)
+    with make_client(host, timeout=timeout) as client:
+        snapshot = client.ps().filter_prefix(prefix)
+    now = snapshot.taken_at
+    if json_output:
+        out.data(render.dumps(render.ps_json(snapshot, now)))
+        return
+    if not snapshot.models:
+        what = f"matching {prefix!r} " if prefix else ""
+        out.info(f"No models {what}loaded on {client.display_url}.")
+        return
+    plain = render.plain_table(render.PS_COLUMNS, render.ps_rows(snapshot, now))
+    if out.rich_stdout:
+        out.renderable(render.ps_rich_table(snapshot, now), plain)
+    else:
+        out.data(plain)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ps")(ps)

@@ -1,0 +1,252 @@
+"""A thin, synchronous client for the parts of Ollama's REST API this tool uses.
+
+It knows nothing of the command line: it sends requests, turns every httpx
+failure and error status into an :mod:`ollama_resident.errors` exception at
+one edge (:meth:`OllamaClient._request`), and returns parsed data.
+
+Timeouts are per call: short for ``ps``/``show``/``version``, none at all for
+reads while a model loads, because Ollama aborts a load whose client
+disconnects (contract §2.2).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from ollama_resident import __version__
+from ollama_resident.durations import KeepAlive
+from ollama_resident.errors import (
+    ApiError,
+    BadRequest,
+    ModelNotFound,
+    RequestTimeout,
+    ResidentError,
+    ServerTooOld,
+    ServerUnreachable,
+)
+from ollama_resident.host import Host, redact
+from ollama_resident.models import ModelInfo, PsSnapshot
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "LoadEndpoint", "OllamaClient"]
+
+# A local server accepts a connection in microseconds; a remote one on a LAN in
+# milliseconds. Five seconds separates "down" from "slow" without making a
+# startup script hang.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+# ps/show/version answer from memory; 10 s means the server is wedged.
+DEFAULT_TIMEOUT = 10.0
+
+LoadEndpoint = Literal["generate", "chat", "embed"]
+
+_USER_AGENT = (
+    f"ollama-resident/{__version__} "
+    f"({platform.system().lower()}; python/{platform.python_version()})"
+)
+
+
+class OllamaClient:
+    """One server, one reusable HTTP connection pool, built on first use."""
+
+    def __init__(
+        self,
+        host: Host,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
+        self.host = host
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._http: httpx.Client | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def display_url(self) -> str:
+        """The server address as it may be printed (never with credentials)."""
+        return self.host.display
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(
+                base_url=self.host.url,
+                headers={"User-Agent": _USER_AGENT},
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            )
+        return self._http
+
+    def close(self) -> None:
+        """Close the connection; closing during a load makes Ollama abort it."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> OllamaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        read_timeout: float | Literal["default"] | None = "default",
+        model: str | None = None,
+    ) -> httpx.Response:
+        import httpx
+
+        client = self._client()
+        timeout: httpx.Timeout | None = None
+        if read_timeout != "default":
+            timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout, read=read_timeout)
+        kwargs: dict[str, Any] = {}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        try:
+            response = client.request(method, path, json=body, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ServerUnreachable(self.display_url, _reason(exc)) from None
+        except httpx.TimeoutException:
+            raise RequestTimeout(
+                f"Ollama at {self.display_url} did not answer {method} {path} in time",
+                hint="the server may be busy loading another model; try again or raise --timeout",
+            ) from None
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self.display_url, f"connection lost: {_reason(exc)}") from None
+        if response.status_code >= 400:
+            raise self._error(response, path, model)
+        return response
+
+    def _error(self, response: httpx.Response, path: str, model: str | None) -> ResidentError:
+        status = response.status_code
+        message = _error_text(response)
+        if status == 404 and model is not None and "not found" in message:
+            return ModelNotFound(model, redact(message), status)
+        if status == 404 and not _is_json(response):
+            return ServerTooOld(
+                status,
+                f"Ollama at {self.display_url} has no {path} endpoint ({message or '404'})",
+                hint="this needs Ollama 0.1.38 or newer (0.3.11+ for unloading); upgrade it",
+            )
+        if status == 403 and not message:
+            return ApiError(
+                status,
+                f"Ollama at {self.display_url} refused the request (403)",
+                hint="a proxy or tunnel may be rewriting the Host header; Ollama on a "
+                "loopback address only accepts local host names",
+            )
+        if status == 400:
+            return BadRequest(status, redact(message) or "bad request")
+        return ApiError(status, redact(message) or f"HTTP {status}")
+
+    @staticmethod
+    def _json(response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            raise ApiError(
+                response.status_code, f"unexpected reply (not JSON): {response.text[:120]!r}"
+            ) from None
+        if not isinstance(data, dict):
+            raise ApiError(response.status_code, f"unexpected reply: {str(data)[:120]}")
+        if isinstance(data.get("error"), str):
+            raise ApiError(response.status_code, redact(data["error"]))
+        return data
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def heartbeat(self, *, timeout: float | None = None) -> None:
+        """``HEAD /``: returns when the server answers, raises otherwise."""
+        if timeout is None:
+            self._request("HEAD", "/")
+        else:
+            self._request("HEAD", "/", read_timeout=timeout)
+
+    def version(self) -> str:
+        return str(self._json(self._request("GET", "/api/version")).get("version") or "")
+
+    def ps(self) -> PsSnapshot:
+        response = self._request("GET", "/api/ps")
+        return PsSnapshot.from_api(self._json(response), datetime.now(timezone.utc))
+
+    def tags(self) -> list[dict[str, Any]]:
+        models = self._json(self._request("GET", "/api/tags")).get("models") or []
+        return [m for m in models if isinstance(m, dict)]
+
+    def show(self, model: str) -> ModelInfo:
+        data = self._json(self._request("POST", "/api/show", body={"model": model}, model=model))
+        return ModelInfo.from_api(model, data)
+
+    def load(
+        self,
+        model: str,
+        *,
+        endpoint: LoadEndpoint = "generate",
+        keep_alive: KeepAlive | None = None,
+        num_ctx: int | None = None,
+    ) -> dict[str, Any]:
+        """Load ``model`` with an empty request and return Ollama's reply.
+
+        Blocks until the model is in memory, with no read timeout: closing the
+        connection early makes Ollama abort the load. ``keep_alive=None`` omits
+        the field, so a loaded model keeps its current window (contract §4.3).
+        """
+        body: dict[str, Any] = {"model": model}
+        if endpoint == "generate":
+            body.update(prompt="", stream=False)
+        elif endpoint == "chat":
+            body.update(messages=[], stream=False)
+        else:
+            body["input"] = []
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive.to_wire()
+        if num_ctx is not None:
+            body["options"] = {"num_ctx": num_ctx}
+        response = self._request(
+            "POST", f"/api/{endpoint}", body=body, read_timeout=None, model=model
+        )
+        return self._json(response)
+
+    def unload(self, model: str) -> dict[str, Any]:
+        """Ask Ollama to unload ``model`` (``keep_alive: 0``, empty prompt).
+
+        Returns at once; the runner goes when its in-flight requests end. Works
+        for embedding models too, since the shortcut runs before the
+        capability check (contract §2.3).
+        """
+        body = {"model": model, "prompt": "", "keep_alive": 0, "stream": False}
+        return self._json(self._request("POST", "/api/generate", body=body, model=model))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    # httpx wraps OS errors as "[Errno 111] Connection refused"; keep the words.
+    if "] " in text and text.startswith("[Errno"):
+        text = text.split("] ", 1)[1]
+    return redact(text).lower()
+
+
+def _is_json(response: httpx.Response) -> bool:
+    return "json" in response.headers.get("content-type", "")
+
+
+def _error_text(response: httpx.Response) -> str:
+    if _is_json(response):
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            return str(data["error"])
+    return response.text.strip()

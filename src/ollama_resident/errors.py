@@ -1,0 +1,148 @@
+"""The exceptions this tool raises, and the exit codes they map to.
+
+Every expected failure is a :class:`ResidentError`. The CLI turns one into a
+single line on stderr (plus an optional hint) and its exit code, in one place
+(``ollama_resident.cli.main``); nothing else prints errors or calls ``sys.exit``.
+
+    ResidentError                     exit 1  an operation on a model failed
+    ├── UsageError                    exit 2  bad input or configuration; nothing was sent
+    │   └── ProfileError              exit 2  a profile file that does not parse or validate
+    ├── ServerUnreachable             exit 3  no answer at the address
+    │   └── ServerNotReady            exit 3  --wait ran out before the server answered
+    ├── RequestTimeout                exit 1  the server accepted but did not answer in time
+    └── ApiError                      exit 1  Ollama answered with an error status
+        ├── ModelNotFound             exit 1  the model is not installed (hint: ollama pull)
+        ├── BadRequest                exit 1  Ollama rejected the request (400)
+        └── ServerTooOld              exit 1  an endpoint this tool needs is missing
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "ExitCode",
+    "ModelNotFound",
+    "ProfileError",
+    "RequestTimeout",
+    "ResidentError",
+    "ServerNotReady",
+    "ServerTooOld",
+    "ServerUnreachable",
+    "UsageError",
+]
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes, documented in README.md and docs/exit-codes.md."""
+
+    OK = 0
+    FAILED = 1  # an operation on a model failed (or some of them did)
+    USAGE = 2  # usage or configuration error; nothing was sent
+    UNREACHABLE = 3  # Ollama did not answer (or not within --wait)
+    INTERRUPTED = 130  # a one-shot command was interrupted (Ctrl-C, SIGTERM)
+
+
+class ResidentError(Exception):
+    """Base class: a message for the user, an exit code and an optional hint."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ResidentError):
+    """The command line or the configuration is wrong; nothing was sent."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ProfileError(UsageError):
+    """A profile file that cannot be read, parsed or validated.
+
+    ``line`` is the 1-based line of the problem when it is known; ``location``
+    is a key path such as ``profiles -> coding -> models[2] -> keep_alive``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        message: str,
+        *,
+        line: int | None = None,
+        location: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = path if line is None else f"{path}:{line}"
+        text = f"{where}: {location}: {message}" if location else f"{where}: {message}"
+        super().__init__(text, hint=hint)
+        self.path = path
+        self.line = line
+        self.location = location
+        self.detail = message
+
+
+class ServerUnreachable(ResidentError):
+    """Nothing answered at the server address."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+    def __init__(self, url: str, reason: str = "", *, hint: str | None = None) -> None:
+        text = f"cannot reach Ollama at {url}"
+        if reason:
+            text += f" ({reason})"
+        super().__init__(
+            text,
+            hint=hint
+            or "start it with `ollama serve` (or the Ollama app), or point OLLAMA_HOST or --host "
+            "at the server",
+        )
+        self.url = url
+
+
+class ServerNotReady(ServerUnreachable):
+    """``--wait`` ran out before the server answered."""
+
+    def __init__(self, url: str, waited: float) -> None:
+        super().__init__(url, f"no answer within --wait {waited:g}s")
+        self.waited = waited
+
+
+class RequestTimeout(ResidentError):
+    """The server took the request but did not answer in time."""
+
+
+class ApiError(ResidentError):
+    """Ollama answered with an error status; ``message`` is its own ``error`` text."""
+
+    def __init__(self, status: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class ModelNotFound(ApiError):
+    """The model is not installed on the server."""
+
+    def __init__(self, model: str, message: str | None = None, status: int = 404) -> None:
+        super().__init__(
+            status,
+            message or f"model '{model}' not found",
+            hint=f"install it with `ollama pull {model}`",
+        )
+        self.model = model
+
+
+class BadRequest(ApiError):
+    """Ollama rejected the request as malformed (HTTP 400)."""
+
+
+class ServerTooOld(ApiError):
+    """The server lacks an endpoint this tool needs."""

@@ -1,0 +1,243 @@
+"""What Ollama reports, as frozen dataclasses, and the pure rules for reading it.
+
+Parsing is tolerant: a field a server version does not send gets a neutral
+default, so the tool works against old and new servers alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ollama_resident.durations import is_forever, parse_timestamp, seconds_until
+
+__all__ = [
+    "ModelInfo",
+    "PsSnapshot",
+    "RunningModel",
+    "canonical_name",
+    "human_bytes",
+    "names_match",
+    "processor_text",
+]
+
+_DEFAULT_REGISTRY = "registry.ollama.ai"
+_DEFAULT_NAMESPACE = "library"
+
+
+def canonical_name(name: str) -> str:
+    """The short name Ollama lists in ``/api/ps``: ``llama3.2`` -> ``llama3.2:latest``.
+
+    The default registry and the ``library`` namespace are dropped, a missing
+    tag becomes ``latest``, and case is folded as Ollama compares names
+    case-insensitively.
+
+    >>> canonical_name("llama3.2")
+    'llama3.2:latest'
+    >>> canonical_name("registry.ollama.ai/library/Qwen2.5:14B")
+    'qwen2.5:14b'
+    >>> canonical_name("myns/coder")
+    'myns/coder:latest'
+    >>> canonical_name("host.example:5000/ns/m:q4")
+    'host.example:5000/ns/m:q4'
+    """
+    text = name.strip()
+    # A tag is a ':' after the last '/', so a registry port is never mistaken for one.
+    slash = text.rfind("/")
+    if ":" not in text[slash + 1 :]:
+        text += ":latest"
+    parts = text.split("/")
+    if len(parts) == 3 and parts[0].lower() == _DEFAULT_REGISTRY:
+        parts = parts[1:]
+    if len(parts) == 2 and parts[0].lower() == _DEFAULT_NAMESPACE:
+        parts = parts[1:]
+    return "/".join(parts).lower()
+
+
+def names_match(a: str, b: str) -> bool:
+    """True when two names as users type them refer to the same model."""
+    return canonical_name(a) == canonical_name(b)
+
+
+def human_bytes(n: int) -> str:
+    """Ollama's ``format.HumanBytes``: decimal units, integers from 10 up.
+
+    >>> human_bytes(675328), human_bytes(4_700_000_000), human_bytes(20_000_000_000)
+    ('675 KB', '4.7 GB', '20 GB')
+    >>> human_bytes(5_000_000), human_bytes(999)
+    ('5 MB', '999 B')
+    """
+    units = [(1000**4, "TB"), (1000**3, "GB"), (1000**2, "MB"), (1000, "KB")]
+    factor, unit = next(((f, u) for f, u in units if n >= f), (1, "B"))
+    if factor == 1:
+        return f"{n} B"
+    value = n / factor
+    if value >= 10:
+        return f"{int(value)} {unit}"
+    rounded = round(value, 1)
+    if rounded == int(rounded):
+        return f"{int(rounded)} {unit}"
+    return f"{rounded:.1f} {unit}"
+
+
+def processor_text(size: int, size_vram: int) -> str:
+    """The PROCESSOR column of ``ollama ps`` (contract §3.3), first matching rule.
+
+    >>> processor_text(100, 0), processor_text(100, 100), processor_text(100, 52)
+    ('100% CPU', '100% GPU', '48%/52% CPU/GPU')
+    >>> processor_text(0, 5), processor_text(10, 20)
+    ('Unknown', 'Unknown')
+    """
+    if size_vram == 0:
+        return "100% CPU"
+    if size_vram == size:
+        return "100% GPU"
+    if size_vram > size or size == 0:
+        return "Unknown"
+    cpu = round((size - size_vram) / size * 100)
+    return f"{cpu}%/{100 - cpu}% CPU/GPU"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass(frozen=True)
+class RunningModel:
+    """One entry of ``GET /api/ps``."""
+
+    name: str
+    model: str
+    digest: str
+    size: int
+    size_vram: int
+    context_length: int
+    expires_at_raw: str
+    expires_at: datetime | None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> RunningModel:
+        name = str(data.get("name") or data.get("model") or "")
+        raw = str(data.get("expires_at") or "")
+        try:
+            expires: datetime | None = parse_timestamp(raw)
+        except ValueError:
+            expires = None
+        details = data.get("details")
+        return cls(
+            name=name,
+            model=str(data.get("model") or name),
+            digest=str(data.get("digest") or "").removeprefix("sha256:"),
+            size=_int(data.get("size")),
+            size_vram=_int(data.get("size_vram")),
+            context_length=_int(data.get("context_length")),
+            expires_at_raw=raw,
+            expires_at=expires,
+            details=dict(details) if isinstance(details, Mapping) else {},
+        )
+
+    @property
+    def short_id(self) -> str:
+        return self.digest[:12]
+
+    @property
+    def processor(self) -> str:
+        return processor_text(self.size, self.size_vram)
+
+    @property
+    def on_cpu_fraction(self) -> float:
+        """Share of the model held in system memory (0.0 = all on GPU)."""
+        if self.size <= 0 or self.size_vram >= self.size:
+            return 0.0
+        return (self.size - self.size_vram) / self.size
+
+    def is_pinned(self, now: datetime) -> bool:
+        return self.expires_at is not None and is_forever(self.expires_at, now)
+
+    def expires_in(self, now: datetime) -> float | None:
+        """Seconds until the keep-alive runs out; None when pinned or unknown.
+
+        Negative when the deadline has passed but the model is still listed:
+        it is busy (a request outlived the deadline) or stopping (unloaded
+        while a request runs). One snapshot cannot tell these apart.
+        """
+        if self.expires_at is None or self.is_pinned(now):
+            return None
+        return seconds_until(self.expires_at, now)
+
+    def matches(self, name: str) -> bool:
+        return names_match(self.name, name) or names_match(self.model, name)
+
+
+@dataclass(frozen=True)
+class PsSnapshot:
+    """The loaded models at one moment, in the server's order (longest-lived first)."""
+
+    models: tuple[RunningModel, ...]
+    taken_at: datetime
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any], taken_at: datetime) -> PsSnapshot:
+        items = data.get("models") or []
+        models = tuple(RunningModel.from_api(item) for item in items if isinstance(item, Mapping))
+        return cls(models=models, taken_at=taken_at)
+
+    def find(self, name: str) -> RunningModel | None:
+        for model in self.models:
+            if model.matches(name):
+                return model
+        return None
+
+    def filter_prefix(self, prefix: str | None) -> PsSnapshot:
+        """Rows whose name starts with ``prefix``, as ``ollama ps PREFIX`` does."""
+        if not prefix:
+            return self
+        kept = tuple(m for m in self.models if m.name.startswith(prefix))
+        return PsSnapshot(models=kept, taken_at=self.taken_at)
+
+    @property
+    def names(self) -> Sequence[str]:
+        return [m.name for m in self.models]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``POST /api/show`` says about an installed model."""
+
+    name: str
+    capabilities: tuple[str, ...]
+    family: str
+    context_length: int | None  # the training context, from model_info
+
+    @property
+    def embedding_only(self) -> bool:
+        return "embedding" in self.capabilities and "completion" not in self.capabilities
+
+    @classmethod
+    def from_api(cls, name: str, data: Mapping[str, Any]) -> ModelInfo:
+        caps = data.get("capabilities") or []
+        info = data.get("model_info") or {}
+        details = data.get("details") or {}
+        arch = ""
+        if isinstance(info, Mapping):
+            arch = str(info.get("general.architecture") or "")
+        if not arch and isinstance(details, Mapping):
+            arch = str(details.get("family") or "")
+        ctx: int | None = None
+        if isinstance(info, Mapping):
+            value = info.get(f"{arch}.context_length") if arch else None
+            if value is None:
+                value = next(
+                    (v for k, v in info.items() if str(k).endswith(".context_length")), None
+                )
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                ctx = value
+        return cls(
+            name=name,
+            capabilities=tuple(str(c) for c in caps if isinstance(c, str)),
+            family=arch,
+            context_length=ctx,
+        )

@@ -1,0 +1,104 @@
+"""Shared fixtures: an isolated environment for every test, and a fake Ollama.
+
+The fake server (tests/fakeollama.py) speaks real HTTP on loopback; nothing in
+httpx or the client is mocked.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fakeollama import FakeOllama
+from ollama_resident.cli import app
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads the developer's config, journal or server, or gets colour."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in (
+        "OLLAMA_HOST",
+        "OLLAMA_RESIDENT_DEBUG",
+        "OLLAMA_RESIDENT_PROFILES",
+        "OLLAMA_RESIDENT_JOURNAL",
+        "FORCE_COLOR",
+        "EDITOR",
+        "VISUAL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OLLAMA_RESIDENT_HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    # Point the default at a port nothing listens on, so a test that forgets
+    # the server fails fast instead of finding a real Ollama.
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{closed_port()}")
+    return home
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def ollama(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOllama]:
+    """A fresh fake Ollama for this test; OLLAMA_HOST points at it."""
+    server = FakeOllama().start()
+    monkeypatch.setenv("OLLAMA_HOST", server.url)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_ollama(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeOllama]]:
+    """Build a fake Ollama with custom settings (max_loaded, gpu_memory, ...)."""
+    servers: list[FakeOllama] = []
+
+    def factory(**kwargs: object) -> FakeOllama:
+        server = FakeOllama(**kwargs).start()  # type: ignore[arg-type]
+        servers.append(server)
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion fails
+        return f"Run(exit={self.exit_code}\n--stdout--\n{self.stdout}\n--stderr--\n{self.stderr})"
+
+
+@pytest.fixture
+def cli() -> Callable[..., Run]:
+    """Run the real CLI in-process: ``cli("ps", "--json")``."""
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Run:
+        result = runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+        run = Run(result.exit_code, result.stdout, result.stderr)
+        assert "unexpected error" not in run.stderr, run
+        return run
+
+    return invoke
