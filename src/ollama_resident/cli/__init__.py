@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from ollama_resident import __version__, _env
+from ollama_resident.cli._common import State
 from ollama_resident.errors import ExitCode, ResidentError
 
 __all__ = ["Terminated", "app", "main"]
@@ -39,8 +40,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _debug_enabled(ctx: typer.Context) -> bool:
     if os.environ.get(_env.DEBUG, "").strip() not in ("", "0"):
         return True
-    obj = ctx.obj
-    return bool(isinstance(obj, dict) and obj.get("debug"))
+    return isinstance(ctx.obj, State) and ctx.obj.debug
 
 
 class _Group(TyperGroup):
@@ -122,13 +122,23 @@ def _root(
             help=f"Show tracebacks instead of one-line errors (also {_env.DEBUG}=1).",
         ),
     ] = False,
+    profiles: Annotated[
+        str | None,
+        typer.Option(
+            "--profiles",
+            help=f"The profiles file (also ${_env.PROFILES}; default: profiles.toml in the "
+            "app's config dir, see `profile path`).",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Keep the right Ollama models loaded, and say in plain words why one was not.
 
     The server is --host, else a profile's host, else $OLLAMA_HOST, else
     127.0.0.1:11434, read the way Ollama reads it.
     """
-    ctx.obj = {"debug": debug}
+    ctx.obj = State(debug=debug, profiles=profiles)
 
 
 def _register() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import typer
 
 from ollama_resident import _env
 
@@ -11,7 +14,21 @@ if TYPE_CHECKING:
     from ollama_resident.client import OllamaClient
     from ollama_resident.host import Host
 
-__all__ = ["make_client", "resolve_host"]
+__all__ = ["State", "make_client", "resolve_host", "state"]
+
+
+@dataclass(frozen=True)
+class State:
+    """Global options, set by the root callback on ``ctx.obj``."""
+
+    debug: bool = False
+    profiles: str | None = None  # --profiles FILE
+
+
+def state(ctx: typer.Context) -> State:
+    """The global options, from any command's context."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, State) else State()
 
 
 def resolve_host(option: str | None, profile_host: str | None = None) -> Host:
