@@ -56,7 +56,7 @@ def state_dir() -> Path:
 
 
 def profiles_path(option: str | None = None) -> Path:
-    """``--profiles FILE``, else ``$OLLAMA_RESIDENT_PROFILES``, else ``config_dir()/profiles.toml``."""
+    """``--profiles FILE``, else ``$OLLAMA_RESIDENT_PROFILES``, else the config dir."""
     if option:
         return Path(option).expanduser()
     env = os.environ.get(_env.PROFILES, "").strip()
