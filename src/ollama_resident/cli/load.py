@@ -26,9 +26,14 @@ def _keep_alive(value: str | None) -> str | None:
     from ollama_resident.durations import DurationError, parse_keep_alive
 
     try:
-        parse_keep_alive(value)
+        parsed = parse_keep_alive(value)
     except DurationError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if parsed.kind == "unload":
+        # An empty request with keep_alive 0 is Ollama's unload shortcut.
+        raise typer.BadParameter(
+            f"{value!r} would unload the model at once; use `ollama-resident unload` for that"
+        )
     return value
 
 
