@@ -6,7 +6,10 @@ httpx or the client is mocked.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +81,36 @@ def make_ollama(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeO
     finally:
         for server in servers:
             server.stop()
+
+
+def generate_in_background(server: FakeOllama, model: str, tokens: int) -> threading.Thread:
+    """Another client's generation, running while the test goes on (the model is busy)."""
+    import httpx
+
+    def run() -> None:
+        body = {"model": model, "prompt": "hi", "stream": False, "options": {"num_predict": tokens}}
+        with contextlib.suppress(httpx.HTTPError):  # the test may stop the server first
+            httpx.post(f"{server.url}/api/generate", json=body, timeout=30)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(0.01)
+
+
+def wait_busy(server: FakeOllama, model: str) -> None:
+    wait_until(
+        lambda: any(r["in_use"] for r in server.loaded() if r["name"] == model),
+        what=f"{model} busy",
+    )
 
 
 @dataclass

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from conftest import Run, closed_port
+from conftest import Run, closed_port, generate_in_background, wait_busy
 from fakeollama import FakeOllama
 
 PS_KEYS = {
@@ -27,26 +25,6 @@ PS_KEYS = {
     "processor",
     "until",
 }
-
-
-def _generate_in_background(server: FakeOllama, model: str, tokens: int) -> threading.Thread:
-    def run() -> None:
-        body = {"model": model, "prompt": "hi", "stream": False, "options": {"num_predict": tokens}}
-        try:
-            httpx.post(f"{server.url}/api/generate", json=body, timeout=30)
-        except httpx.HTTPError:
-            pass  # the test may stop the server first
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 def test_nothing_loaded_is_one_message_and_exit_0(ollama: FakeOllama, cli: Callable[..., Run]):
@@ -73,8 +51,8 @@ def test_every_kind_of_model_in_table_and_json(
     server.preload("tiny3", "5m")
     server.preload("qwen2.5:14b", "10m")  # last: takes the VRAM that is left
     # tiny3: a long generation, then an unload while it runs -> listed, deadline in the past.
-    _generate_in_background(server, "tiny3", tokens=200)
-    _wait_until(lambda: any(r["in_use"] for r in server.loaded() if r["name"] == "tiny3:latest"))
+    generate_in_background(server, "tiny3", tokens=200)
+    wait_busy(server, "tiny3:latest")
     httpx.post(f"{server.url}/api/generate", json={"model": "tiny3", "keep_alive": 0})
 
     run = cli("ps", "--json")

@@ -83,6 +83,10 @@ class OllamaClient:
             )
         return self._http
 
+    def open(self) -> None:
+        """Build the connection pool now (it is otherwise built on the first request)."""
+        self._client()
+
     def close(self) -> None:
         """Close the connection; closing during a load makes Ollama abort it."""
         if self._http is not None:

@@ -224,8 +224,10 @@ def load_models(
     connection (so Ollama aborts the load) and raises LoadCancelled.
     """
     results: list[LoadOutcome] = []
+    client.open()  # so the timing below is the request, not the httpx import
+    start = clock()
     snapshot = client.ps()
-    rtt = _ps_round_trip(client, clock) if any(snapshot.models) else 0.0
+    rtt = clock() - start  # a warm request costs about this much; a load far more
     unloaded_by_us: set[str] = set()
     current: str | None = None
     try:
@@ -243,12 +245,6 @@ def load_models(
         client.close()
         raise LoadCancelled(results, current) from exc
     return results
-
-
-def _ps_round_trip(client: OllamaClient, clock: Callable[[], float]) -> float:
-    start = clock()
-    client.version()
-    return clock() - start
 
 
 def _load_one(
