@@ -17,12 +17,14 @@ from ollama_resident.models import PsSnapshot, RunningModel, human_bytes
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from ollama_resident.events import Event
     from ollama_resident.residency import LoadOutcome, UnloadOutcome
 
 __all__ = [
     "PS_COLUMNS",
     "STATE_OVERDUE",
     "dumps",
+    "guard_event_text",
     "load_json",
     "load_line",
     "load_summary",
@@ -250,3 +252,47 @@ def unload_line(r: UnloadOutcome) -> str:
     if r.status == "pending":
         return f"{r.name} is stopping: {r.note}"
     return f"{r.name}: {r.error}"
+
+
+# -- guard ---------------------------------------------------------------------------------------
+
+_GONE = {
+    "expired": "its keep-alive ran out",
+    "stopped": "something unloaded it",
+    "evicted": "Ollama evicted it for another model",
+    "server_restart": "the server restarted",
+    "reloaded": "it was reloaded",
+    "not_loaded": "it was not loaded",
+    "went_early": "it went before its deadline: evicted or stopped, see `why`",
+    "unknown": "it went away",
+}
+
+
+def guard_event_text(e: Event) -> str:
+    """Words for a guard action; other events as `why` words them."""
+    d = e.detail
+    if e.event == "restored":
+        took = d.get("load_seconds")
+        text = f"loaded again ({_GONE.get(e.reason or '', e.reason or 'gone')})"
+        if isinstance(took, (int, float)):
+            text += f" in {took:.2f} s"
+        keep = d.get("keep_alive")
+        return text + (f"; keep-alive {keep}" if keep else "")
+    if e.event == "reasserted":
+        what = "pin" if d.get("keep_alive") == "forever" else f"keep-alive {d.get('keep_alive')}"
+        cause = {
+            "pin_lost": "a client had reset it",
+            "window_changed": "its window had changed",
+        }.get(e.reason or "", e.reason or "")
+        return f"{what} re-asserted ({cause})"
+    if e.event == "restore_failed":
+        hint = f"; {d['hint']}" if d.get("hint") else ""
+        return f"could not load it: {d.get('error')}{hint}; retrying in {d.get('retry_in_s')}s"
+    if e.event == "conflict":
+        others = ", ".join(d.get("by_models") or [])
+        return f"evicted by guarded {others}: {d.get('advice')}; retrying in {d.get('retry_in_s')}s"
+    if e.event == "recovered":
+        return "resident again after earlier failures"
+    from ollama_resident.why import describe
+
+    return describe(e)

@@ -1,0 +1,239 @@
+"""`guard` against the fake server (issue #6): every way residency breaks, restored."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import Run, wait_until
+from fakeollama import FakeOllama
+from ollama_resident.client import OllamaClient
+from ollama_resident.durations import KeepAlive
+from ollama_resident.events import Event
+from ollama_resident.guard import Guard, GuardTarget
+from ollama_resident.host import parse_host
+from ollama_resident.residency import LoadRequest
+from ollama_resident.watcher import Watcher
+
+_clients: list[OllamaClient] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
+def _guard(
+    server: FakeOllama, *models: str, keep: KeepAlive | None = None, interval: float = 0.2
+) -> tuple[Guard, list[Event]]:
+    client = OllamaClient(parse_host(server.url), timeout=5)
+    _clients.append(client)
+    seen: list[Event] = []
+    watcher = Watcher(client, interval, server.url, settle_s=0.5, source="guard")
+    targets = [GuardTarget(LoadRequest(m, keep or KeepAlive.forever())) for m in models]
+    guard = Guard(client, targets, watcher, interval=interval, on_events=seen.extend)
+    return guard, seen
+
+
+def _ps(server: FakeOllama) -> dict[str, dict]:
+    return {m["name"]: m for m in httpx.get(f"{server.url}/api/ps").json()["models"]}
+
+
+def _kinds(events: list[Event], model: str | None = None) -> list[tuple[str, str | None]]:
+    return [(e.event, e.reason) for e in events if model is None or e.model == model]
+
+
+def test_first_check_loads_the_set(ollama: FakeOllama):
+    guard, events = _guard(ollama, "tiny", "tiny-embed")
+    guard.check()
+    ps = _ps(ollama)
+    assert set(ps) == {"tiny:latest", "tiny-embed:latest"}
+    assert all(int(m["expires_at"][:4]) > 2200 for m in ps.values())
+    assert ("restored", "not_loaded") in _kinds(events, "tiny:latest")
+
+
+def test_client_reset_is_reasserted_with_the_same_context(ollama: FakeOllama):
+    ollama.preload("tiny", -1, num_ctx=256)
+    guard, events = _guard(ollama, "tiny")
+    guard.check()
+    assert _kinds(events) == [("recording_started", None), ("loaded", "already_loaded")]
+    # Another client (same context) sends its own keep_alive: the pin becomes 5 minutes.
+    body = {"model": "tiny", "keep_alive": "5m", "options": {"num_ctx": 256}}
+    httpx.post(f"{ollama.url}/api/generate", json=body)
+    ollama.wait_idle()
+    guard.check()
+    assert ("reasserted", "pin_lost") in _kinds(events, "tiny:latest")
+    tiny = _ps(ollama)["tiny:latest"]
+    assert int(tiny["expires_at"][:4]) > 2200
+    assert tiny["context_length"] == 256  # same context: no reload
+    assert ollama.load_history == ["tiny:latest"]
+
+
+def test_a_pinned_model_left_alone_costs_one_ps(ollama: FakeOllama):
+    ollama.preload("tiny", -1)
+    guard, _events = _guard(ollama, "tiny")
+    guard.check()
+    ollama.clear_requests()
+    guard.check()
+    assert [(r.method, r.path) for r in ollama.requests] == [("GET", "/api/ps")]
+
+
+def test_evicted_model_is_restored(make_ollama: Callable[..., FakeOllama]):
+    server = make_ollama(max_loaded=1)
+    guard, events = _guard(server, "tiny")
+    guard.check()
+    # Another client loads a model: with room for one, Ollama evicts the pinned tiny.
+    httpx.post(f"{server.url}/api/generate", json={"model": "tiny2", "keep_alive": "10m"})
+    server.wait_idle()
+    assert list(_ps(server)) == ["tiny2:latest"]
+    guard.check()
+    assert list(_ps(server)) == ["tiny:latest"]
+    assert ("restored", "evicted") in _kinds(events, "tiny:latest")
+    assert server.load_history == ["tiny:latest", "tiny2:latest", "tiny:latest"]
+
+
+def test_stopped_model_is_restored(ollama: FakeOllama):
+    guard, events = _guard(ollama, "tiny")
+    guard.check()
+    httpx.post(f"{ollama.url}/api/generate", json={"model": "tiny", "keep_alive": 0})
+    wait_until(lambda: "tiny:latest" not in _ps(ollama), what="unload")
+    guard.check()
+    assert "tiny:latest" in _ps(ollama)
+    restored = [e for e in events if e.event == "restored" and e.model == "tiny:latest"]
+    assert len(restored) == 2
+
+
+def test_server_restart_restores_the_set(ollama: FakeOllama):
+    guard, events = _guard(ollama, "tiny", "tiny2")
+    guard.check()
+    ollama.stop()
+    guard.check()
+    assert ("server_down", None) in _kinds(events)
+    assert not guard.watcher.up
+    ollama.start()
+    guard.check()
+    assert set(_ps(ollama)) == {"tiny:latest", "tiny2:latest"}
+    assert any(e.event == "server_up" for e in events)
+    assert ("restored", "server_restart") in _kinds(events, "tiny:latest")
+
+
+def test_models_that_cannot_fit_back_off_and_report_once(
+    make_ollama: Callable[..., FakeOllama],
+):
+    server = make_ollama(max_loaded=1)
+    guard, events = _guard(server, "tiny", "tiny2", interval=0.05)
+    for _ in range(30):
+        guard.check()
+        time.sleep(0.02)
+    conflicts = [e for e in events if e.event == "conflict"]
+    assert 1 <= len(conflicts) <= 2  # once per model at most, not once per check
+    assert "OLLAMA_MAX_LOADED_MODELS" in conflicts[0].detail["advice"]
+    loads = len(server.load_history)
+    assert loads <= 5, f"thrashing: {loads} loads in 30 checks"
+    delays = [e.detail["retry_in_s"] for e in conflicts]
+    assert all(d >= 0.05 for d in delays)
+
+
+def test_failing_load_backs_off_and_reports_once(ollama: FakeOllama):
+    ollama.fail_load("tiny", "llama runner process has terminated: out of memory")
+    guard, events = _guard(ollama, "tiny", interval=0.05)
+    for _ in range(20):
+        guard.check()
+        time.sleep(0.02)
+    failures = [e for e in events if e.event == "restore_failed"]
+    assert len(failures) == 1
+    assert "out of memory" in failures[0].detail["error"]
+    attempts = len(ollama.requests_to("/api/generate", "POST"))
+    assert 1 <= attempts <= 4, f"{attempts} load attempts in 20 checks"
+    ollama.clear_faults()
+
+
+def test_finite_window_reset_is_reasserted(ollama: FakeOllama):
+    guard, events = _guard(ollama, "tiny", keep=KeepAlive.of_seconds(3600))
+    guard.check()
+    first = _ps(ollama)["tiny:latest"]["expires_at"]
+    guard.check()
+    assert _ps(ollama)["tiny:latest"]["expires_at"] == first  # left alone while counting down
+    httpx.post(f"{ollama.url}/api/generate", json={"model": "tiny", "keep_alive": "5m"})
+    ollama.wait_idle()
+    guard.check()
+    assert ("reasserted", "window_changed") in _kinds(events, "tiny:latest")
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_once_restores_and_exits_0(ollama: FakeOllama, cli: Callable[..., Run]):
+    run = cli("guard", "tiny", "tiny-embed", "--once", "--jsonl", "--no-journal")
+    assert run.exit_code == 0, run
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert {(e["model"], e["event"]) for e in lines} >= {
+        ("tiny:latest", "restored"),
+        ("tiny-embed:latest", "restored"),
+    }
+    assert all({"time", "host", "model", "event", "reason", "detail"} <= set(e) for e in lines)
+
+
+def test_once_with_failure_exits_1(ollama: FakeOllama, cli: Callable[..., Run]):
+    run = cli("guard", "doesnotexist", "--once", "--no-journal")
+    assert run.exit_code == 1
+    assert "ollama pull doesnotexist" in run.stderr
+
+
+def test_once_unreachable_exits_3(cli: Callable[..., Run]):
+    run = cli("guard", "tiny", "--once", "--no-journal")
+    assert run.exit_code == 3
+
+
+def test_usage_errors(ollama: FakeOllama, cli: Callable[..., Run]):
+    assert cli("guard").exit_code == 2
+    assert cli("guard", "tiny", "--profile", "x").exit_code == 2
+    assert cli("guard", "tiny", "--for", "1d").exit_code == 2
+    assert ollama.requests == []
+
+
+def test_profile_guard_once(ollama: FakeOllama, cli: Callable[..., Run], tmp_path: Path):
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[profiles.work]\nkeep_alive = "forever"\n'
+        'models = ["tiny", { name = "tiny-embed", keep_alive = "30m" }]\n'
+    )
+    run = cli("--profiles", str(path), "guard", "--profile", "work", "--once", "--no-journal")
+    assert run.exit_code == 0, run
+    ps = _ps(ollama)
+    assert int(ps["tiny:latest"]["expires_at"][:4]) > 2200
+    assert int(ps["tiny-embed:latest"]["expires_at"][:4]) < 2200
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_guard_within_a_second_with_exit_0(ollama: FakeOllama, sig: int):
+    env = {**os.environ, "OLLAMA_HOST": ollama.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ollama_resident", "guard", "tiny", "--interval", "5", "--jsonl"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 10
+    while "restored" not in proc.stdout.readline():
+        assert time.monotonic() < deadline
+    proc.send_signal(sig)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=5)
+    assert time.monotonic() - sent < 1.0
+    assert proc.returncode == 0, err
+    assert "recording_stopped" in out
+    assert "Traceback" not in err
