@@ -370,3 +370,69 @@ def test_ctrl_c_cancels_load_and_exits_130(make_ollama: Callable[..., FakeOllama
         assert time.monotonic() < deadline, "Ollama did not see the load aborted"
         time.sleep(0.02)
     assert list(_ps(server)) == ["tiny:latest"]
+
+
+# -- profiles and the journal -------------------------------------------------------------------
+
+
+def _profile_file(tmp_path, host: str | None = None):
+    path = tmp_path / "profiles.toml"
+    host_line = f'host = "{host}"\n' if host else ""
+    path.write_text(
+        f'[profiles.work]\nkeep_alive = "forever"\n{host_line}'
+        'models = ["tiny", { name = "tiny-embed", keep_alive = "30m" }, '
+        '{ name = "tiny2", num_ctx = 256 }]\n'
+    )
+    return path
+
+
+def test_pin_and_preload_take_a_profile(ollama: FakeOllama, cli: Callable[..., Run], tmp_path):
+    path = _profile_file(tmp_path)
+    run = cli("--profiles", str(path), "preload", "--profile", "work", "--json")
+    assert run.exit_code == 0, run
+    results = {r["name"]: r for r in json.loads(run.stdout)}
+    assert results["tiny:latest"]["pinned"] is True
+    assert results["tiny-embed:latest"]["keep_alive"] == "30m"
+    assert results["tiny2:latest"]["context_length"] == 256
+    unload = cli("--profiles", str(path), "unload", "--profile", "work", "--json")
+    assert {r["status"] for r in json.loads(unload.stdout)} == {"unloaded"}
+    assert _ps(ollama) == {}
+    pinned = cli("--profiles", str(path), "pin", "--profile", "work", "--json")
+    assert all(r["pinned"] for r in json.loads(pinned.stdout))
+
+
+def test_profile_host_is_used_and_host_option_wins(
+    make_ollama: Callable[..., FakeOllama], cli: Callable[..., Run], tmp_path, monkeypatch
+):
+    remote = make_ollama()
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{closed_port()}")  # the default is dead
+    path = _profile_file(tmp_path, host=remote.url)
+    run = cli("--profiles", str(path), "pin", "--profile", "work", "--quiet")
+    assert run.exit_code == 0, run
+    assert set(_ps(remote)) == {"tiny:latest", "tiny-embed:latest", "tiny2:latest"}
+    dead = cli("--profiles", str(path), "pin", "--profile", "work", "--host", "127.0.0.1:1")
+    assert dead.exit_code == 3
+
+
+def test_unknown_profile_is_exit_2_and_sends_nothing(
+    ollama: FakeOllama, cli: Callable[..., Run], tmp_path
+):
+    path = _profile_file(tmp_path)
+    run = cli("--profiles", str(path), "pin", "--profile", "nope")
+    assert run.exit_code == 2
+    assert "work" in run.stderr  # names the profiles that exist
+    assert cli("--profiles", str(path), "pin", "tiny", "--profile", "work").exit_code == 2
+    assert ollama.requests == []
+
+
+def test_own_actions_are_journaled(ollama: FakeOllama, cli: Callable[..., Run], tmp_path):
+    from ollama_resident import journal
+
+    cli("pin", "tiny")
+    cli("pin", "tiny")  # unchanged: nothing to journal
+    cli("unload", "tiny")
+    events = [(e.model, e.event, e.reason, e.detail.get("action")) for e in journal.read()]
+    assert events == [
+        ("tiny:latest", "loaded", None, "pin"),
+        ("tiny:latest", "unloaded", "stopped", "unload"),
+    ]

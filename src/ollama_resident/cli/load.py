@@ -78,11 +78,13 @@ def _models_or_die(models: Sequence[str] | None, command: str) -> list[str]:
 
 
 @contextmanager
-def _session(host: str | None, timeout: float, wait: float, out: Output) -> Iterator[OllamaClient]:
+def _session(
+    host: str | None, timeout: float, wait: float, out: Output, profile_host: str | None = None
+) -> Iterator[OllamaClient]:
     from ollama_resident.cli._common import make_client
     from ollama_resident.residency import wait_ready
 
-    with make_client(host, timeout=timeout) as client:
+    with make_client(host, timeout=timeout, profile_host=profile_host) as client:
         if wait > 0:
             wait_ready(
                 client,
@@ -97,6 +99,48 @@ def _session(host: str | None, timeout: float, wait: float, out: Output) -> Iter
 # -- preload / pin ---------------------------------------------------------------------------
 
 
+def _from_profile(
+    ctx: typer.Context, profile: str, models: Sequence[str] | None
+) -> tuple[list[LoadRequest], str | None]:
+    """A profile's load requests and host; models on the command line are an error."""
+    from ollama_resident import profiles
+    from ollama_resident.cli._common import state
+    from ollama_resident.errors import UsageError
+
+    if models:
+        raise UsageError("give model names or --profile, not both")
+    chosen = profiles.resolve(profile, state(ctx).profiles)
+    if not chosen.models:
+        raise UsageError(f"profile {profile!r} has no models")
+    return chosen.load_requests(), chosen.host
+
+
+def _journal_outcomes(
+    out: Output,
+    host: str,
+    *,
+    loads: Sequence[LoadOutcome] = (),
+    unloads: Sequence[UnloadOutcome] = (),
+    action: str,
+) -> None:
+    """Tell the journal what this command did, so `watch` and `why` know it was us."""
+    changed = any(r.status in ("loaded", "updated", "reloaded") for r in loads) or any(
+        r.status in ("unloaded", "pending") for r in unloads
+    )
+    if not changed:
+        return  # nothing happened: keep the already-pinned path free of the import
+    from ollama_resident import journal
+
+    problem = journal.record_outcomes(
+        host=host,
+        loads=loads,
+        unloads=unloads,
+        action=action,  # type: ignore[arg-type]
+    )
+    if problem:
+        out.warn(problem)
+
+
 def _run_loads(
     *,
     requests: list[LoadRequest],
@@ -105,6 +149,8 @@ def _run_loads(
     wait: float,
     json_output: bool,
     quiet: bool,
+    action: str = "preload",
+    profile_host: str | None = None,
 ) -> None:
     from ollama_resident import render
     from ollama_resident.cli._output import Output
@@ -112,7 +158,10 @@ def _run_loads(
 
     out = Output(quiet=quiet or json_output, json=json_output)
     results: list[LoadOutcome] = []
-    with _session(host, timeout, wait, out) as client, _Progress(out) as progress:
+    with (
+        _session(host, timeout, wait, out, profile_host) as client,
+        _Progress(out) as progress,
+    ):
 
         def on_result(outcome: LoadOutcome) -> None:
             progress.stop()
@@ -128,11 +177,13 @@ def _run_loads(
         except LoadCancelled as cancelled:
             progress.stop()
             results = cancelled.done
+            _journal_outcomes(out, client.display_url, loads=results, action=action)
             if cancelled.current:
                 out.warn(f"cancelled while loading {cancelled.current}; Ollama aborts that load")
             if json_output:
                 out.data(render.dumps([render.load_json(r) for r in results]))
             raise KeyboardInterrupt from None
+        _journal_outcomes(out, client.display_url, loads=results, action=action)
     if json_output:
         out.data(render.dumps([render.load_json(r) for r in results]))
     elif len(results) > 1:
@@ -201,6 +252,7 @@ def _parsed(value: str | None) -> KeepAlive | None:
 
 
 def preload(
+    ctx: typer.Context,
     models: ModelsArg = None,
     keep_alive: Annotated[
         str | None,
@@ -216,6 +268,7 @@ def preload(
         ),
     ] = None,
     num_ctx: NumCtxOpt = None,
+    profile: ProfileOpt = None,
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -234,21 +287,34 @@ def preload(
       ollama-resident preload llama3.2 nomic-embed-text
       ollama-resident preload qwen2.5:14b --keep-alive 2h --wait 30
     """
+    from dataclasses import replace
+
     from ollama_resident.residency import LoadRequest
 
-    names = _models_or_die(models, "preload")
     ka = _parsed(keep_alive)
+    profile_host = None
+    if profile:
+        requests, profile_host = _from_profile(ctx, profile, models)
+        if ka is not None or num_ctx is not None:  # the command line wins over the file
+            requests = [
+                replace(r, keep_alive=ka or r.keep_alive, num_ctx=num_ctx or r.num_ctx)
+                for r in requests
+            ]
+    else:
+        requests = [LoadRequest(m, ka, num_ctx) for m in _models_or_die(models, "preload")]
     _run_loads(
-        requests=[LoadRequest(m, ka, num_ctx) for m in names],
+        requests=requests,
         host=host,
         timeout=timeout,
         wait=wait,
         json_output=json_output,
         quiet=quiet,
+        profile_host=profile_host,
     )
 
 
 def pin(
+    ctx: typer.Context,
     models: ModelsArg = None,
     for_: Annotated[
         str | None,
@@ -261,6 +327,7 @@ def pin(
         ),
     ] = None,
     num_ctx: NumCtxOpt = None,
+    profile: ProfileOpt = None,
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -283,15 +350,22 @@ def pin(
     from ollama_resident.durations import KeepAlive
     from ollama_resident.residency import LoadRequest
 
-    names = _models_or_die(models, "pin")
     ka = _parsed(for_) or KeepAlive.forever()
+    profile_host = None
+    if profile:
+        profile_requests, profile_host = _from_profile(ctx, profile, models)
+        requests = [LoadRequest(r.model, ka, num_ctx or r.num_ctx) for r in profile_requests]
+    else:
+        requests = [LoadRequest(m, ka, num_ctx) for m in _models_or_die(models, "pin")]
     _run_loads(
-        requests=[LoadRequest(m, ka, num_ctx) for m in names],
+        requests=requests,
         host=host,
         timeout=timeout,
         wait=wait,
         json_output=json_output,
         quiet=quiet,
+        action="pin",
+        profile_host=profile_host,
     )
 
 
@@ -299,6 +373,7 @@ def pin(
 
 
 def unload(
+    ctx: typer.Context,
     models: ModelsArg = None,
     all_models: Annotated[
         bool, typer.Option("--all", "-a", help="Unload every loaded model.")
@@ -322,6 +397,7 @@ def unload(
             metavar="SECONDS",
         ),
     ] = 30.0,
+    profile: ProfileOpt = None,
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -344,6 +420,12 @@ def unload(
     from ollama_resident.residency import select_unload_targets, unload_models
 
     names = [m for m in (models or []) if m.strip()]
+    profile_host = None
+    if profile:
+        if all_models:
+            raise UsageError("give --profile or --all, not both")
+        profile_requests, profile_host = _from_profile(ctx, profile, names)
+        names = [r.model for r in profile_requests]
     if all_models and names:
         raise UsageError("give model names or --all, not both")
     if not all_models and not names:
@@ -354,7 +436,7 @@ def unload(
     if keep and not all_models:
         raise UsageError("--except goes with --all")
     out = Output(quiet=quiet or json_output, json=json_output)
-    with _session(host, 10.0, wait, out) as client:
+    with _session(host, 10.0, wait, out, profile_host) as client:
         snapshot = client.ps()
         targets = select_unload_targets(snapshot, names, all_models=all_models, keep=keep or [])
         if not targets:
@@ -362,6 +444,7 @@ def unload(
             results: list[UnloadOutcome] = []
         else:
             results = unload_models(client, targets, snapshot=snapshot, timeout=confirm_timeout)
+            _journal_outcomes(out, client.display_url, unloads=results, action="unload")
     if json_output:
         out.data(render.dumps([render.unload_json(r) for r in results]))
     for r in results:
