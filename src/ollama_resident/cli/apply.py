@@ -1,0 +1,315 @@
+"""``apply NAME``: make the server hold a profile's models, showing the plan before acting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ollama_resident.cli._options import HostOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
+
+if TYPE_CHECKING:
+    from ollama_resident.cli._output import Output
+    from ollama_resident.client import OllamaClient
+    from ollama_resident.models import PsSnapshot
+    from ollama_resident.plan import Plan
+    from ollama_resident.profiles import Profile
+    from ollama_resident.residency import LoadOutcome, UnloadOutcome
+
+__all__ = ["register"]
+
+SCHEMA_VERSION = 1
+PLAN_COLUMNS = ("ACTION", "MODEL", "KEEP-ALIVE", "CONTEXT", "REASON")
+_ACTION_WORDS = {"repin": "re-pin"}
+_ACTION_STYLE = {
+    "load": "green",
+    "repin": "yellow",
+    "reload": "yellow",
+    "unload": "red",
+    "ok": "dim",
+}
+
+
+def _memory(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from ollama_resident.plan import parse_size
+
+    try:
+        parse_size(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def plan_rows(plan: Plan) -> list[tuple[str, ...]]:
+    """The plan as table rows: action, model, keep-alive to send, context, reason."""
+    rows: list[tuple[str, ...]] = []
+    for s in plan.steps:
+        if s.action == "unload":
+            keep_alive = "-"
+        elif s.keep_alive is None:
+            keep_alive = "server default" if s.action == "load" else "as is"
+        else:
+            keep_alive = s.keep_alive.describe()
+        rows.append(
+            (
+                _ACTION_WORDS.get(s.action, s.action),
+                s.model,
+                keep_alive,
+                str(s.num_ctx) if s.num_ctx else "-",
+                s.reason,
+            )
+        )
+    return rows
+
+
+def _plan_table(plan: Plan) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+    for column in PLAN_COLUMNS:
+        table.add_column(
+            column,
+            no_wrap=column != "REASON",
+            justify="right" if column == "CONTEXT" else "left",
+            overflow="fold",
+        )
+    for step, row in zip(plan.steps, plan_rows(plan), strict=True):
+        style = _ACTION_STYLE[step.action]
+        table.add_row(
+            Text(row[0], style=style),
+            Text(row[1], style="dim" if step.action == "ok" else "bold"),
+            Text(row[2]),
+            Text(row[3]),
+            Text(row[4], style="dim" if step.action == "ok" else ""),
+        )
+    return table
+
+
+def _show_plan(out: Output, plan: Plan, where: str) -> None:
+    """The plan on stdout (a table on a terminal, plain columns otherwise); notes on stderr.
+
+    With --quiet (and --json, whose document carries the plan) only warnings that
+    matter are shown: a predicted eviction of the profile's own model, and notes.
+    """
+    from ollama_resident import render
+
+    if not out.quiet:
+        mode = " (exclusive)" if plan.exclusive else ""
+        out.info(f'Plan for profile "{plan.profile}"{mode} on {where}: {plan.summary()}')
+        if plan.steps:
+            plain = render.plain_table(PLAN_COLUMNS, plan_rows(plan))
+            if out.rich_stdout:
+                out.renderable(_plan_table(plan), plain)
+            else:
+                out.data(plain)
+    for eviction in plan.evictions:
+        if eviction.in_profile or not out.quiet:
+            out.warn(eviction.message)
+    for note in plan.notes:
+        out.warn(note)
+
+
+def _report_unload(out: Output, r: UnloadOutcome) -> None:
+    from ollama_resident import render
+
+    if not r.ok:
+        out.error(f"{r.requested}: {r.error}", r.hint)
+    elif r.status == "pending":
+        out.warn(render.unload_line(r))
+    elif r.status == "not-loaded":
+        out.info(render.unload_line(r))
+    else:
+        out.success(render.unload_line(r))
+
+
+def _training_contexts(
+    client: OllamaClient, profile: Profile, snapshot: PsSnapshot
+) -> dict[str, int]:
+    """/api/show's training context for loaded models whose profile entry names num_ctx.
+
+    Needed so that a num_ctx above the training context (capped by Ollama) is not
+    taken for a wrong context. A model /api/show cannot describe is skipped.
+    """
+    from ollama_resident.errors import ResidentError, ServerUnreachable
+
+    contexts: dict[str, int] = {}
+    for pm in profile.models:
+        if pm.num_ctx is None or snapshot.find(pm.name) is None:
+            continue
+        try:
+            info = client.show(pm.name)
+        except ServerUnreachable:
+            raise
+        except ResidentError:
+            continue
+        if info.context_length:
+            contexts[pm.name] = info.context_length
+    return contexts
+
+
+def _done(loaded: list[LoadOutcome], unloaded: list[UnloadOutcome]) -> str:
+    """``2 loaded, 1 updated, 1 unloaded``: what the run did, by outcome."""
+    counts: dict[str, int] = {}
+    for status in [r.status for r in unloaded] + [r.status for r in loaded]:
+        counts[status] = counts.get(status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def apply(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The profile to apply.", show_default=False)],
+    exclusive: Annotated[
+        bool | None,
+        typer.Option(
+            "--exclusive/--no-exclusive",
+            help="Also unload every loaded model that is not in the profile "
+            "(default: the profile's own `exclusive` setting).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", "-n", help="Print the plan and stop; nothing is sent."),
+    ] = False,
+    max_loaded: Annotated[
+        int | None,
+        typer.Option(
+            "--max-loaded",
+            help="The server's OLLAMA_MAX_LOADED_MODELS, for predicting evictions "
+            "(default 3: Ollama's automatic value on CPU or one GPU; 0: no limit).",
+            min=0,
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            "--memory",
+            help="Memory Ollama may fill, e.g. 24GB: also predict evictions by model size.",
+            callback=_memory,
+            metavar="SIZE",
+            show_default=False,
+        ),
+    ] = None,
+    wait: WaitOpt = 0.0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    host: HostOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Make the server hold a profile's models: print the plan, then carry it out.
+
+    Compares the profile with /api/ps. It loads what is missing, re-pins what
+    drifted, and reloads a model loaded with another context than the
+    profile's num_ctx. With --exclusive it also unloads what is not in the
+    profile. A model has drifted when the profile wants it pinned and it is
+    not, or when it holds a longer window than the profile asks. A window
+    that has only counted down has not drifted. Where a load will make Ollama
+    evict a model, the plan names it. Results are reported as by `preload`.
+
+    Exit codes: 0 done (or nothing to do); 1 a step failed; 2 bad profile or
+    unknown name (nothing sent); 3 Ollama unreachable.
+
+    \b
+    Examples:
+      ollama-resident apply coding
+      ollama-resident apply coding --dry-run
+      ollama-resident apply writing --exclusive --quiet --wait 60
+      ollama-resident apply coding --json | jq '.plan.steps[] | select(.action != "ok")'
+    """
+    from ollama_resident import profiles, render
+    from ollama_resident.cli._common import state
+    from ollama_resident.cli._output import Output
+    from ollama_resident.cli.load import _Progress, _report_load, _session
+    from ollama_resident.plan import DEFAULT_MAX_LOADED, installed_from_tags, make_plan, parse_size
+    from ollama_resident.residency import LoadCancelled, load_models, unload_models
+
+    # Before any connection: a bad file or an unknown name exits 2 with nothing sent.
+    profile = profiles.resolve(name, state(ctx).profiles)
+    out = Output(quiet=quiet or json_output, json=json_output)
+    loaded: list[LoadOutcome] = []
+    unloaded: list[UnloadOutcome] = []
+
+    def document(plan: Plan, where: str) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "profile": profile.name,
+            "host": where,
+            "dry_run": dry_run,
+            "plan": plan.to_json(),
+            "unloaded": [render.unload_json(r) for r in unloaded],
+            "loaded": [render.load_json(r) for r in loaded],
+            "ok": all(r.ok for r in loaded) and all(r.ok for r in unloaded),
+        }
+
+    # --host wins over the profile's host, which wins over $OLLAMA_HOST.
+    with _session(host, timeout, wait, out, profile.host) as client:
+        where = client.display_url
+        snapshot = client.ps()
+        installed = installed_from_tags(client.tags())
+        plan = make_plan(
+            profile,
+            snapshot,
+            installed=installed,
+            training_contexts=_training_contexts(client, profile, snapshot),
+            exclusive=exclusive,
+            max_loaded=DEFAULT_MAX_LOADED if max_loaded is None else max_loaded,
+            memory=parse_size(memory) if memory else None,
+        )
+        _show_plan(out, plan, where)
+        if dry_run or plan.is_noop:
+            if json_output:
+                out.data(render.dumps(document(plan, where)))
+            return
+
+        if plan.unload_names():
+            unloaded = unload_models(client, plan.unload_names(), snapshot=snapshot)
+            for u in unloaded:
+                _report_unload(out, u)
+        requests = plan.load_requests()
+        if requests:
+            with _Progress(out) as progress:
+
+                def on_result(outcome: LoadOutcome) -> None:
+                    progress.stop()
+                    _report_load(out, outcome)
+
+                try:
+                    loaded = load_models(
+                        client,
+                        requests,
+                        on_start=lambda req, existing: progress.start(req.model),
+                        on_result=on_result,
+                    )
+                except LoadCancelled as cancelled:
+                    progress.stop()
+                    loaded = cancelled.done
+                    if cancelled.current:
+                        out.warn(
+                            f"cancelled while loading {cancelled.current}; Ollama aborts that load"
+                        )
+                    if json_output:
+                        out.data(render.dumps(document(plan, where)))
+                    raise KeyboardInterrupt from None
+
+    failed = [r for r in loaded if not r.ok] + [r for r in unloaded if not r.ok]
+    if json_output:
+        out.data(render.dumps(document(plan, where)))
+    elif failed:
+        n = len(failed)
+        out.info(
+            f'profile "{profile.name}" applied in part: {n} step{"s" if n != 1 else ""} failed'
+        )
+    else:
+        out.success(f'profile "{profile.name}" applied on {where}: {_done(loaded, unloaded)}')
+    if failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("apply")(apply)
