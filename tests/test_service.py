@@ -173,3 +173,22 @@ def test_choose_one_format(tmp_path: Path, cli: Callable[..., Run]) -> None:
     path = _profiles(tmp_path)
     run = cli("--profiles", str(path), "service", "print", "-p", "work", "--systemd", "--compose")
     assert run.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ['we ird"$(rm -rf ~)%h', "it's 100%", "a$b `c`"])
+def test_hostile_profile_name_reaches_guard_literally(
+    name: str, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    path = tmp_path / "profiles.toml"
+    assert cli("--profiles", str(path), "profile", "add", name, "tiny").exit_code == 0
+    systemd = cli("--profiles", str(path), "service", "print", "-p", name, "--systemd")
+    exec_line = next(ln for ln in systemd.stdout.splitlines() if ln.startswith("ExecStart="))
+    words = systemd_split(exec_line.removeprefix("ExecStart="))
+    assert words[-4:-2] == ["--profile", name]
+    launchd = cli("--profiles", str(path), "service", "print", "-p", name, "--launchd")
+    args = plistlib.loads(launchd.stdout.encode())["ProgramArguments"]
+    assert args[-4:-2] == ["--profile", name]
+    compose = cli("--profiles", str(path), "service", "print", "-p", name, "--compose")
+    line = next(ln.strip() for ln in compose.stdout.splitlines() if "command:" in ln)
+    words = [w.replace("$$", "$") for w in json.loads(line.removeprefix("command:").strip())]
+    assert words[-4:-2] == ["--profile", name]
