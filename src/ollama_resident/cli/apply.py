@@ -196,6 +196,16 @@ def apply(
             show_default=False,
         ),
     ] = None,
+    background: Annotated[
+        bool,
+        typer.Option(
+            "--background",
+            "-b",
+            help="For shell startup files: check at once; if anything is missing, carry "
+            "out the plan in a detached process and return without waiting. One process "
+            "at a time per profile (a lock), so ten new terminals cause one load.",
+        ),
+    ] = False,
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -221,6 +231,7 @@ def apply(
       ollama-resident apply coding --dry-run
       ollama-resident apply writing --exclusive --quiet --wait 60
       ollama-resident apply coding --json | jq '.plan.steps[] | select(.action != "ok")'
+      ollama-resident apply coding --background --quiet    # in ~/.bashrc
     """
     from ollama_resident import profiles, render
     from ollama_resident.cli._common import state
@@ -247,8 +258,14 @@ def apply(
             "ok": all(r.ok for r in loaded) and all(r.ok for r in unloaded),
         }
 
-    # --host wins over the profile's host, which wins over $OLLAMA_HOST.
-    with _session(host, timeout, wait, out, profile.host) as client:
+    if background and (dry_run or wait > 0):
+        from ollama_resident.errors import UsageError
+
+        raise UsageError("--background does not go with --dry-run or --wait")
+    # --host wins over the profile's host, which wins over $OLLAMA_HOST. In the
+    # background mode a startup file must not hang on a dead remote host: 1 s to connect.
+    connect = 1.0 if background else None
+    with _session(host, timeout, wait, out, profile.host, connect_timeout=connect) as client:
         where = client.display_url
         snapshot = client.ps()
         installed = installed_from_tags(client.tags())
@@ -261,6 +278,11 @@ def apply(
             max_loaded=DEFAULT_MAX_LOADED if max_loaded is None else max_loaded,
             memory=parse_size(memory) if memory else None,
         )
+        if background:
+            _spawn_background(
+                ctx, out, profile.name, plan, where, exclusive, host, max_loaded, memory
+            )
+            return
         _show_plan(out, plan, where)
         if dry_run or plan.is_noop:
             if json_output:
@@ -309,6 +331,51 @@ def apply(
         out.success(f'profile "{profile.name}" applied on {where}: {_done(loaded, unloaded)}')
     if failed:
         raise typer.Exit(1)
+
+
+def _spawn_background(
+    ctx: typer.Context,
+    out: Output,
+    name: str,
+    plan: Plan,
+    where: str,
+    exclusive: bool | None,
+    host: str | None,
+    max_loaded: int | None,
+    memory: str | None,
+) -> None:
+    """Hand a non-empty plan to a detached ``apply`` and return at once."""
+    import re
+    import sys
+
+    from ollama_resident import paths
+    from ollama_resident.cli._common import state
+    from ollama_resident.startup import spawn_once
+
+    if plan.is_noop:
+        out.info(f'profile "{name}" is resident on {where}')
+        return
+    argv = [sys.executable, "-m", "ollama_resident"]
+    profiles_option = state(ctx).profiles
+    if profiles_option:
+        argv += ["--profiles", str(paths.profiles_path(profiles_option).resolve())]
+    argv += ["apply", name, "--quiet"]
+    if host:
+        argv += ["--host", host]
+    if exclusive is not None:
+        argv.append("--exclusive" if exclusive else "--no-exclusive")
+    if max_loaded is not None:
+        argv += ["--max-loaded", str(max_loaded)]
+    if memory:
+        argv += ["--memory", memory]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    state_dir = paths.state_dir()
+    log = state_dir / f"apply-{safe}.log"
+    pid = spawn_once(argv, state_dir / f"apply-{safe}.lock", log)
+    if pid is None:
+        out.info(f'profile "{name}" is already being applied by another process')
+    else:
+        out.info(f'applying profile "{name}" in the background (pid {pid}); log: {log}')
 
 
 def register(app: typer.Typer) -> None:

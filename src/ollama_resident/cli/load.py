@@ -79,12 +79,20 @@ def _models_or_die(models: Sequence[str] | None, command: str) -> list[str]:
 
 @contextmanager
 def _session(
-    host: str | None, timeout: float, wait: float, out: Output, profile_host: str | None = None
+    host: str | None,
+    timeout: float,
+    wait: float,
+    out: Output,
+    profile_host: str | None = None,
+    *,
+    connect_timeout: float | None = None,
 ) -> Iterator[OllamaClient]:
     from ollama_resident.cli._common import make_client
     from ollama_resident.residency import wait_ready
 
     with make_client(host, timeout=timeout, profile_host=profile_host) as client:
+        if connect_timeout is not None:
+            client.connect_timeout = connect_timeout
         if wait > 0:
             wait_ready(
                 client,
