@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ollama_resident.cli._common import complete_installed, complete_loaded
 from ollama_resident.cli._options import HostOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
 
 if TYPE_CHECKING:
@@ -42,6 +43,15 @@ ModelsArg = Annotated[
     typer.Argument(
         help="Model names as you type them: llama3.2, llama3.2:1b, namespace/model:tag.",
         show_default=False,
+        autocompletion=complete_installed,
+    ),
+]
+LoadedModelsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Loaded models to unload, as you type them: llama3.2, namespace/model:tag.",
+        show_default=False,
+        autocompletion=complete_loaded,
     ),
 ]
 NumCtxOpt = Annotated[
@@ -382,7 +392,7 @@ def pin(
 
 def unload(
     ctx: typer.Context,
-    models: ModelsArg = None,
+    models: LoadedModelsArg = None,
     all_models: Annotated[
         bool, typer.Option("--all", "-a", help="Unload every loaded model.")
     ] = False,
