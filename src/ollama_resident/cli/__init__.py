@@ -44,7 +44,16 @@ def _debug_enabled(ctx: typer.Context) -> bool:
 
 
 class _Group(TyperGroup):
-    """The error boundary: ResidentError -> one line on stderr + its exit code."""
+    """Lazy commands, and the error boundary: ResidentError -> one line on stderr + exit code."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return [*_COMMANDS, *(n for n in self.commands if n not in _COMMANDS)]
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:  # type: ignore[override]
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in _COMMANDS:
+            command = self.commands[cmd_name] = _build_command(cmd_name)
+        return command
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         previous = None
@@ -141,16 +150,37 @@ def _root(
     ctx.obj = State(debug=debug, profiles=profiles)
 
 
-def _register() -> None:
-    # Command modules import only typer and light modules at top level; each
-    # command imports httpx, rich tables and the client when it runs.
-    from ollama_resident.cli import load, ps
+# Each command's module is imported only when that command runs (or for --help and
+# completion of command names): `ps` never pays for `apply`'s or `watch`'s code.
+_COMMANDS = {
+    "ps": "ps",
+    "preload": "load",
+    "pin": "load",
+    "unload": "load",
+    "apply": "apply",
+    "profile": "profile",
+    "guard": "guard",
+    "service": "service",
+    "watch": "watch",
+    "why": "why",
+    "journal": "watch",
+}
 
-    ps.register(app)
-    load.register(app)
+
+def _build_command(name: str) -> Any:
+    import importlib
+
+    from typer.main import get_group
+
+    module = importlib.import_module(f"ollama_resident.cli.{_COMMANDS[name]}")
+    holder = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
+    holder.callback()(_noop)  # always a group, so the command can be taken out by name
+    module.register(holder)
+    return get_group(holder).commands[name]
 
 
-_register()
+def _noop() -> None:
+    """Placeholder group callback."""
 
 
 def main(argv: list[str] | None = None) -> None:
