@@ -1,0 +1,319 @@
+"""``watch`` (live residency view and event stream) and ``journal path|show``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ollama_resident.cli._options import HostOpt, JsonOpt, TimeoutOpt
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ollama_resident.cli._output import Output
+    from ollama_resident.events import Event
+    from ollama_resident.watcher import Watcher
+
+__all__ = ["register"]
+
+_LIVE_EVENTS = 8
+
+
+def watch(
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            "-n",
+            help="Seconds between polls of /api/ps (0: as fast as the server answers).",
+            min=0.0,
+            metavar="SECONDS",
+        ),
+    ] = 1.0,
+    jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl",
+            help="One JSON object per event per line on stdout (the default when stdout is "
+            "not a terminal).",
+        ),
+    ] = False,
+    host: HostOpt = None,
+    timeout: TimeoutOpt = 5.0,
+    no_journal: Annotated[
+        bool,
+        typer.Option("--no-journal", help="Do not append the events to the journal."),
+    ] = False,
+    settle: Annotated[
+        float,
+        typer.Option(
+            "--settle",
+            help="How long a model that went early with no visible cause waits for a new "
+            "model to appear before it is called a stop rather than an eviction (a big "
+            "model takes a while to load).",
+            min=0.0,
+            metavar="SECONDS",
+        ),
+    ] = 20.0,
+) -> None:
+    """Watch what Ollama loads and unloads, and say why, as it happens.
+
+    On a terminal: the loaded models with live countdowns, and the latest events
+    with their reasons in words. Otherwise, or with --jsonl: one JSON object per
+    event per line (time, host, model, event, reason, detail), flushed at once.
+
+    Every event also goes to the journal (see `journal path`), so that `why MODEL`
+    can answer later. Keeps running while the server is down, and says so.
+    Ctrl-C (or SIGTERM) stops it with exit code 0.
+
+    \b
+    Events: loaded; unloaded (reason expired, stopped, evicted, reloaded,
+    server_restart, unknown); keep_alive_changed; offload_changed; busy;
+    server_down; server_up. detail.confidence is certain, likely or guess.
+
+    \b
+    Examples:
+      ollama-resident watch
+      ollama-resident watch --jsonl | jq -c 'select(.event == "unloaded")'
+    """
+    from ollama_resident import paths
+    from ollama_resident.cli._common import make_client
+    from ollama_resident.cli._output import Output
+    from ollama_resident.journal import Journal
+    from ollama_resident.watcher import Watcher
+
+    out = Output()
+    journal = None if no_journal else Journal()
+    client = make_client(host, timeout=timeout)
+    watcher = Watcher(
+        client,
+        interval,
+        client.display_url,
+        journal=journal,
+        settle_s=settle,
+    )
+    recording = "not recording" if journal is None else f"recording to {paths.journal_path()}"
+    live = not jsonl and out.rich_stdout
+    try:
+        with client:
+            if live:
+                _run_live(watcher, out, recording)
+            else:
+                out.info(
+                    f"watching {client.display_url} every {interval:g}s; {recording} "
+                    "(Ctrl-C to stop)"
+                )
+                stop = threading.Event()
+                _stop_when_reader_leaves(stop)
+                try:
+                    watcher.run(lambda events: _print_jsonl(events, out, watcher), stop)
+                finally:
+                    stop.set()
+    except KeyboardInterrupt:  # Ctrl-C and SIGTERM (Terminated) end a watch normally
+        pass
+
+
+def _print_jsonl(events: list[Event], out: Output, watcher: Watcher) -> None:
+    import json
+
+    try:
+        for e in events:
+            sys.stdout.write(json.dumps(e.to_json(), ensure_ascii=False, separators=(",", ":")))
+            sys.stdout.write("\n")
+            if e.event == "server_down":
+                out.warn(f"Ollama at {e.host} is not answering; still trying")
+            elif e.event == "server_up":
+                out.info(f"Ollama at {e.host} is answering again")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`watch --jsonl | head -1`): stop like Ctrl-C, quietly.
+        # Later writes, and Python's own flush at exit, go to /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise KeyboardInterrupt from None
+    _journal_warning(out, watcher)
+
+
+def _stop_when_reader_leaves(stop: threading.Event) -> None:
+    """Set ``stop`` when nobody reads stdout any more (``watch --jsonl | head -1``).
+
+    A pipe whose reader has gone reports POLLERR at once, but a write would only fail
+    at the next event, which may be hours away on a quiet server.
+    """
+    import select
+    import stat
+
+    try:
+        fd = sys.stdout.fileno()
+        is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return
+    if not is_pipe or not hasattr(select, "poll"):
+        return
+    poller = select.poll()
+    poller.register(fd, 0)  # errors and hang-ups are always reported
+
+    def check() -> None:
+        while not stop.is_set():
+            if poller.poll(500):
+                stop.set()
+
+    threading.Thread(target=check, name="stdout-reader", daemon=True).start()
+
+
+_warned: set[str] = set()
+
+
+def _journal_warning(out: Output, watcher: Watcher) -> None:
+    error = watcher.journal_error
+    if error and error not in _warned:
+        _warned.add(error)
+        out.warn(error)
+
+
+def _run_live(watcher: Watcher, out: Output, recording: str) -> None:
+    from rich.live import Live
+
+    def on_events(events: list[Event]) -> None:
+        _journal_warning(out, watcher)
+
+    with Live(
+        console=out.out_console(),
+        get_renderable=lambda: _live_view(watcher, recording),
+        refresh_per_second=4,
+        transient=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ):
+        watcher.run(on_events)
+
+
+def _live_view(watcher: Watcher, recording: str) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
+    from ollama_resident import render, why
+
+    now = datetime.now(timezone.utc)
+    parts: list[Any] = []
+    head = Text(f"Watching {watcher.host}", style="bold")
+    if watcher.version:
+        head.append(f" (Ollama {watcher.version})", style="")
+    head.append(f" every {watcher.interval:g}s; {recording}; Ctrl-C to stop", style="dim")
+    parts.append(head)
+    snapshot = watcher.snapshot
+    if not watcher.up:
+        since = watcher.down_since
+        when = f" since {since.astimezone().strftime('%H:%M:%S')}" if since else ""
+        reason = f" ({watcher.last_error})" if watcher.last_error else ""
+        parts.append(Text(f"Ollama is not answering{when}{reason}; still trying", "yellow"))
+    elif snapshot is not None and not snapshot.models:
+        parts.append(Text("No models loaded.", style="dim"))
+    if snapshot is not None and snapshot.models:
+        parts.append(render.ps_rich_table(snapshot, now))
+    for name in watcher.pending:
+        parts.append(
+            Text(
+                f"{name} went away early; waiting to see whether a new model evicted it",
+                style="yellow",
+            )
+        )
+    recent = [e for e in list(watcher.recent) if not e.event.startswith("recording_")]
+    if recent:
+        parts.append(Text("Latest events", style="bold"))
+        for e in recent[-_LIVE_EVENTS:]:
+            line = Text(e.time.astimezone().strftime("%H:%M:%S") + "  ", style="dim")
+            if e.model:
+                line.append(e.model + "  ", style="bold")
+            line.append(why.describe(e), style=_event_style(e))
+            parts.append(line)
+    return Group(*parts)
+
+
+def _event_style(e: Event) -> str:
+    if e.event == "unloaded" or e.event == "server_down":
+        return "yellow" if e.reason in ("expired", "stopped") else "red"
+    if e.event == "keep_alive_changed" and e.reason == "pin_lost":
+        return "red"
+    if e.event in ("loaded", "server_up"):
+        return "green"
+    return ""
+
+
+# -- journal -------------------------------------------------------------------------------
+
+journal_app = typer.Typer(
+    name="journal",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="The residency journal: where it is, and what it holds.",
+)
+
+
+@journal_app.command("path")
+def journal_path() -> None:
+    """Print where the journal is (set OLLAMA_RESIDENT_JOURNAL to move it).
+
+    `watch` and the preload, pin and unload commands append to it; `why` reads it.
+    It is rotated at 1 MiB, keeping two older files (.1, .2).
+    """
+    from ollama_resident import paths
+    from ollama_resident.cli._output import Output
+
+    Output().data(str(paths.journal_path()))
+
+
+@journal_app.command("show")
+def journal_show(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Only this model (and server events).", metavar="NAME"),
+    ] = None,
+    json_output: JsonOpt = False,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", help="Show the last N events (0: all).", min=0, metavar="N"),
+    ] = 100,
+) -> None:
+    """Show the journal's events, oldest first, in words (or as JSON).
+
+    \b
+    Examples:
+      ollama-resident journal show --model llama3.2
+      ollama-resident journal show --json --limit 0 | jq '.[] | select(.event == "unloaded")'
+    """
+    from ollama_resident import render, why
+    from ollama_resident.cli._output import Output
+    from ollama_resident.journal import Journal
+
+    out = Output(json=json_output)
+    journal = Journal()
+    events = journal.read(model=model)
+    if limit:
+        events = events[-limit:]
+    if json_output:
+        out.data(render.dumps([e.to_json() for e in events]))
+        return
+    if not events:
+        which = f" for {model}" if model else ""
+        out.info(
+            f"No events{which} in {journal.path}. Start recording with "
+            "`ollama-resident watch` (or `guard`)."
+        )
+        return
+    lines = []
+    for e in events:
+        when = e.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(f"{when}  {e.model or '-'}  {why.describe(e)}")
+    out.data("\n".join(lines))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("watch")(watch)
+    app.add_typer(journal_app, name="journal")

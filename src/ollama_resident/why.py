@@ -1,0 +1,971 @@
+"""Explain a model's recent life in plain words, from the journal (and a server log).
+
+:func:`describe` and :func:`evidence` put one event into words (``watch`` and
+``journal show`` use them too). :func:`build_story` gathers one model's events, newest
+first, merges the same fact seen by two recorders (a ``watch`` and the ``unload`` command
+that caused it), and says where the journal does not cover the time.
+:func:`parse_server_log` reads Ollama's own log for the scheduler lines that name a
+reason (ollama-contract.md §4.2); most of them are written only with ``OLLAMA_DEBUG=1``.
+
+Pure: no I/O. Callers read the journal and the log and pass the lines in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+from ollama_resident.durations import format_window, parse_timestamp
+from ollama_resident.events import TOOL, Event, format_time
+from ollama_resident.models import canonical_name, names_match
+
+__all__ = [
+    "LogEntry",
+    "LogReport",
+    "Story",
+    "StoryItem",
+    "build_story",
+    "describe",
+    "evidence",
+    "parse_server_log",
+    "render_story",
+    "story_json",
+]
+
+START_RECORDING = "start recording with `ollama-resident watch` (or `guard`)"
+KEEP_RECORDING = "Keep `ollama-resident watch` (or `guard`) running to record what happens."
+_DEDUPE_S = 10.0
+_LOG_NEAR_S = 3.0
+_CONFIDENCE_RANK = {"certain": 2, "likely": 1, "guess": 0}
+
+
+# -- one event in words --------------------------------------------------------------------
+
+
+def _d(e: Event, key: str, default: Any = None) -> Any:
+    return e.detail.get(key, default)
+
+
+def _names(value: Any) -> str:
+    items = [str(v) for v in value] if isinstance(value, list) else []
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _seconds_text(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)) or seconds < 0:
+        return "?"
+    if seconds < 1:
+        return f"{seconds:.1f}s"
+    return format_window(round(seconds)) if seconds >= 60 else f"{round(seconds)}s"
+
+
+def _by(e: Event) -> str:
+    if not e.by_tool:
+        return ""
+    action = _d(e, "action")
+    return f" by {TOOL}" + (f" {action}" if action else "")
+
+
+def _suffix(e: Event) -> str:
+    conf = e.confidence
+    if conf == "likely":
+        return " (likely)"
+    if conf == "guess":
+        return " (a guess)"
+    return ""
+
+
+def _load_facts(e: Event) -> str:
+    parts = []
+    ka = _d(e, "keep_alive")
+    if ka:
+        parts.append("pinned forever" if ka == "forever" else f"keep-alive {ka}")
+    ctx = _d(e, "context_length")
+    if ctx:
+        parts.append(f"context {ctx}")
+    proc = _d(e, "processor")
+    if proc:
+        parts.append(str(proc))
+    return ", ".join(parts)
+
+
+def describe(e: Event) -> str:
+    """One line: what happened, with the reason in words and how sure it is."""
+    kind, reason = e.event, e.reason
+    if kind == "recording_started":
+        every = _d(e, "interval_s")
+        each = f", every {every:g}s" if isinstance(every, (int, float)) else ""
+        return f"recording started ({_d(e, 'source', 'watch')}{each})"
+    if kind == "recording_stopped":
+        return f"recording stopped ({_d(e, 'source', 'watch')})"
+    if kind == "server_down":
+        err = _d(e, "error")
+        return "Ollama is not answering" + (f" ({err})" if err else "") + "; still trying"
+    if kind == "server_up":
+        version = _d(e, "version")
+        down = _d(e, "down_for_s")
+        if reason == "restarted":
+            prev = _d(e, "previous_version")
+            if prev:
+                return f"Ollama restarted (version {prev} -> {version})"
+            return "Ollama is back after a restart" + (
+                f" ({_seconds_text(down)} without an answer)" if down is not None else ""
+            )
+        text = "Ollama is answering again"
+        if version:
+            text += f" (version {version})"
+        if down is not None:
+            text += f" after {_seconds_text(down)}"
+        return text
+    facts = _load_facts(e)
+    if kind == "loaded":
+        if reason == "already_loaded":
+            return "already loaded when recording began" + (f" ({facts})" if facts else "")
+        if reason == "reload":
+            return "loaded again by the reload" + (f": {facts}" if facts else "")
+        if reason == "after_restart":
+            return "loaded after the server restart" + (f": {facts}" if facts else "")
+        return "loaded" + _by(e) + (f": {facts}" if facts else "")
+    if kind == "unloaded":
+        return _describe_unload(e)
+    if kind == "keep_alive_changed":
+        before, after = _d(e, "before", "?"), _d(e, "after", "?")
+        if reason == "pin_lost":
+            who = _by(e) or " by a request that carried its own keep_alive"
+            return f"the pin was reset to about {after}{who}"
+        if reason == "pinned":
+            return f"pinned (keep-alive forever, was {before}){_by(e)}"
+        return f"keep-alive changed from about {before} to about {after}{_by(e)}"
+    if kind == "offload_changed":
+        return (
+            f"share on the CPU moved: {_d(e, 'processor_before', '?')} -> {_d(e, 'processor', '?')}"
+        )
+    if kind == "busy":
+        if reason == "stopping":
+            return (
+                "stopping: an unload was asked for while a request runs; it goes when that "
+                "request ends" + _by(e)
+            )
+        return (
+            "busy past its deadline: a request is still running, and the countdown restarts "
+            "when it ends" + _suffix(e)
+        )
+    guard = _describe_guard(e, facts)
+    if guard is not None:
+        return guard
+    return f"{kind}" + (f" ({reason})" if reason else "")
+
+
+_GONE_WORDS = {
+    "expired": "its keep-alive had run out",
+    "stopped": "a client had stopped it",
+    "evicted": "another model had evicted it",
+    "reloaded": "a reload had replaced it",
+    "server_restart": "the server had restarted",
+    "went_early": "it had gone early",
+    "not_loaded": "it was not loaded",
+}
+
+
+def _describe_guard(e: Event, facts: str) -> str | None:
+    """The events ``guard`` adds to the journal (its own actions), in words."""
+    kind, reason = e.event, e.reason
+    retry = _d(e, "retry_in_s")
+    again = f"; retrying in {_seconds_text(retry)}" if isinstance(retry, (int, float)) else ""
+    if kind == "restored":
+        why_gone = _GONE_WORDS.get(reason or "", reason or "it was gone")
+        return f"loaded again by the guard ({why_gone})" + (f": {facts}" if facts else "")
+    if kind == "reasserted":
+        what = {"pin_lost": "the pin was lost", "window_changed": "its keep-alive changed"}.get(
+            reason or "", reason or "it drifted"
+        )
+        return f"keep-alive set back by the guard ({what})" + (f": {facts}" if facts else "")
+    if kind == "restore_failed":
+        return f"the guard could not load it again: {_d(e, 'error', 'load failed')}{again}"
+    if kind == "conflict":
+        by = _names(_d(e, "by_models")) or "another guarded model"
+        return f"evicted by {by}, which the guard also keeps: they do not fit together{again}"
+    if kind == "recovered":
+        n = _d(e, "after_failures")
+        return "the guard has it loaded again" + (f" after {n} failed tries" if n else "")
+    return None
+
+
+def _describe_unload(e: Event) -> str:
+    reason = e.reason
+    if reason == "expired":
+        ka = _d(e, "keep_alive")
+        window = f" ({ka})" if ka and ka != "unknown" else ""
+        return f"unloaded: its keep-alive{window} ran out while it was idle" + _suffix(e)
+    if reason == "stopped":
+        if e.by_tool:
+            return f"unloaded by {TOOL} unload"
+        if e.confidence == "certain":
+            return "unloaded: stopped by an explicit unload (keep_alive 0 or `ollama stop`)"
+        return "unloaded early, most likely stopped by a client (keep_alive 0 or `ollama stop`)" + (
+            "" if e.confidence == "likely" else _suffix(e)
+        )
+    if reason == "evicted":
+        by = _names(_d(e, "by_models"))
+        if by:
+            return f"unloaded: evicted to make room for {by}" + _suffix(e)
+        return "unloaded: evicted to make room for another model" + _suffix(e)
+    if reason == "reloaded":
+        changes = _changes_text(e)
+        text = "reloaded" + (f": {changes}" if changes else "")
+        if _d(e, "pin_lost"):
+            text += "; the pin was lost"
+        return text + _by(e) + _suffix(e)
+    if reason == "server_restart":
+        return "unloaded: the Ollama server restarted" + _suffix(e)
+    return "unloaded; the snapshots do not show why" + _suffix(e)
+
+
+def _changes_text(e: Event) -> str:
+    changes = _d(e, "changes")
+    parts = []
+    if isinstance(changes, Mapping):
+        ctx = changes.get("context_length")
+        if isinstance(ctx, list) and len(ctx) == 2:
+            parts.append(f"context {ctx[0]} -> {ctx[1]}")
+        if "digest" in changes:
+            parts.append("a new digest (the model was pulled again)")
+        if "size_vram" in changes and "context_length" not in changes:
+            parts.append("a different GPU share")
+        if not parts and "size" in changes:
+            parts.append("a different size")
+    text = _d(e, "changes_text")
+    if not parts and text:
+        parts.append(str(text))
+    return ", ".join(parts)
+
+
+def evidence(e: Event, *, tz: tzinfo | None = None) -> list[str]:
+    """The facts behind :func:`describe`'s line, one sentence each."""
+
+    def t(raw: Any) -> str:
+        if not isinstance(raw, str):
+            return "?"
+        try:
+            return _clock(parse_timestamp(raw), tz)
+        except ValueError:
+            return raw
+
+    out: list[str] = []
+    kind, reason = e.event, e.reason
+    since = _d(e, "since")
+    interval = ""
+    if isinstance(since, str):
+        with contextlib.suppress(ValueError):
+            start, end = _span(parse_timestamp(since), e.time, tz)
+            interval = f"between {start} and {end}"
+    ka = _d(e, "keep_alive")
+    if kind == "unloaded" and e.by_tool and reason == "stopped":
+        secs = _d(e, "unload_seconds")
+        if secs is not None:
+            out.append(f"it was gone {secs:.2f}s after the request")
+        return out
+    if kind == "unloaded" and reason == "expired":
+        exp = _d(e, "expires_at")
+        if exp:
+            out.append(
+                f"its deadline (expires_at {t(exp)}) had not moved, and it was gone "
+                + (interval or f"by {_clock(e.time, tz)}")
+            )
+        new = _names(_d(e, "newcomers"))
+        if new:
+            out.append(f"{new} appeared in the same interval, but its time was up anyway")
+    elif kind == "unloaded" and reason == "stopped":
+        if _d(e, "evidence") == "expires_at_moved_to_stop":
+            out.append(
+                f"expires_at moved from its deadline to {t(_d(e, 'stopped_at'))}, the moment "
+                "of the stop: Ollama does that only for an explicit unload"
+            )
+        elif _d(e, "evidence") == "busy_then_gone":
+            out.append(
+                "it was listed past its deadline (busy) and went away when its request "
+                "ended; only a stop or an eviction ends a model that way"
+            )
+        else:
+            early = _d(e, "early_by_s")
+            known_ka = ka if ka and ka != "unknown" else None
+            if isinstance(early, (int, float)) and early > 0:
+                state = f"idle with {_seconds_text(early)} left"
+                state += f" of its {known_ka} keep-alive" if known_ka else ""
+            else:
+                state = "idle" + (f" (keep-alive {known_ka})" if known_ka else "")
+            out.append(f"it was {state} and went away {interval}".rstrip())
+            waited = _d(e, "waited_s")
+            out.append(
+                "no other model appeared"
+                + (f" within {_seconds_text(waited)}" if waited else "")
+                + ", and the server did not restart"
+            )
+            out.append(
+                "an explicit unload (keep_alive 0, `ollama stop`, `ollama rm`) from any client "
+                "does this; so does a runtime out-of-memory cleanup (logged at WARN)"
+            )
+    elif kind == "unloaded" and reason == "evicted":
+        out.extend(_eviction_evidence(e, interval))
+    elif kind == "unloaded" and reason == "reloaded":
+        changes = _changes_text(e)
+        if changes:
+            out.append(f"the runner changed: {changes}")
+        gone = _d(e, "gone_for_s")
+        if gone is not None:
+            out.append(f"it was gone for {_seconds_text(gone)} and came back")
+        out.append(
+            "Ollama reloads a model when a request asks for other load options (num_ctx, "
+            "num_batch, num_gpu, ...); align the options your clients send"
+        )
+        before, after = _d(e, "keep_alive_before"), _d(e, "keep_alive_after")
+        if _d(e, "pin_lost"):
+            out.append(
+                f"the new runner took that request's keep-alive ({after}), not the pin: a "
+                "reload always does"
+            )
+        elif before and after and before != after:
+            out.append(f"keep-alive {before} before, {after} after")
+    elif kind == "unloaded" and reason == "server_restart":
+        how = _d(e, "evidence")
+        if how == "version_changed":
+            out.append(f"the server now reports version {_d(e, 'version')}")
+        elif how == "unreachable_then_empty":
+            out.append("the server stopped answering and came back with none of its models")
+        elif how == "gone_then_unreachable":
+            out.append("it went away, then the server stopped answering")
+        elif how == "all_gone_at_once":
+            out.append(
+                f"all {_d(e, 'resident_count', 'the')} models went at once with no newcomer: a "
+                "restart between two polls, a runtime out-of-memory cleanup, or a client that "
+                "unloaded them all"
+            )
+        out.append("Ollama keeps nothing across a restart: pins must be set again")
+    elif kind == "unloaded":
+        out.append("it went away with no sign of the cause " + interval)
+    elif kind == "keep_alive_changed":
+        prev_exp, exp = _d(e, "previous_expires_at"), _d(e, "expires_at")
+        after = _d(e, "after", "?")
+        if prev_exp and exp:
+            shown_before = "forever" if reason == "pin_lost" else t(prev_exp)
+            out.append(
+                f"expires_at went from {shown_before} to {t(exp)}, about {after} after the "
+                "request that changed it"
+            )
+        if reason == "pin_lost" and not e.by_tool:
+            out.append(
+                'a client that sends its own keep_alive (e.g. "5m") on every request resets '
+                "a pin; clients that leave it out keep it"
+            )
+    elif kind == "busy" and reason == "past_deadline":
+        out.append(
+            f"expires_at {t(_d(e, 'expires_at'))} has passed but it is still listed: Ollama "
+            "updates expires_at only when a request ends"
+        )
+    elif kind == "busy" and reason == "stopping" and _d(e, "stopped_at"):
+        out.append(f"expires_at moved back to {t(_d(e, 'stopped_at'))}, the moment of the stop")
+    return out
+
+
+def _eviction_evidence(e: Event, interval: str) -> list[str]:
+    out = []
+    count = _d(e, "resident_count")
+    limit = _d(e, "max_loaded")
+    ka = _d(e, "keep_alive", "unknown")
+    resident = _d(e, "resident") or []
+    others = [
+        f"{r.get('name')} {r.get('keep_alive')}"
+        for r in resident
+        if isinstance(r, Mapping) and r.get("name") != e.model
+    ]
+    cause = _d(e, "cause")
+    if _d(e, "evidence") == "at_limit_no_newcomer":
+        out.append(
+            f"{count} models were resident, the limit (OLLAMA_MAX_LOADED_MODELS, default 3 per "
+            "GPU); no newcomer was seen: one may have loaded and left within the interval "
+            "(e.g. an embedding request with keep_alive 0)"
+        )
+        out.append("an explicit unload by a client looks the same")
+        return out
+    if cause == "load_by_tool":
+        out.append(f"{_names(_d(e, 'by_models'))} was loaded by {TOOL} and this one went")
+        return out
+    if count is not None:
+        head = f"{count} model{'s' if count != 1 else ''} were resident"
+        if cause == "max_loaded":
+            known = "" if _d(e, "max_loaded_known") else ", the default"
+            head += f" (limit {limit}{known}: OLLAMA_MAX_LOADED_MODELS)"
+        head += "; Ollama evicts the idle model with the shortest keep-alive"
+        head += f"; {e.model} had {ka}"
+        if others:
+            head += f" (others: {', '.join(others)})"
+        out.append(head)
+    by = _names(_d(e, "by_models"))
+    later = _d(e, "newcomer_after_s")
+    if by and later is not None:
+        out.append(
+            f"{by} appeared {_seconds_text(later)} after it went (Ollama unloads first, waits "
+            "for the memory, then loads)"
+        )
+    elif by:
+        span = interval.removeprefix("between ").replace(" and ", " to ")
+        out.append(
+            f"{by} appeared in the same interval between two polls" + (f" ({span})" if span else "")
+        )
+    if cause == "memory":
+        out.append(
+            "the models use the GPU: Ollama also evicts when a new model is predicted not to "
+            "fit in free GPU memory"
+        )
+    elif cause == "unexplained":
+        out.append(
+            "fewer models than the default limit were resident and none use the GPU, so the "
+            "limit may be lower (OLLAMA_MAX_LOADED_MODELS) or a client stopped it"
+        )
+    if _d(e, "victim_rule_ok") is False:
+        out.append(
+            "but an idle model with a shorter keep-alive stayed, which the eviction rule "
+            "would have picked first: another cause is possible"
+        )
+    if _d(e, "was_busy"):
+        out.append("it was busy; Ollama waited for its request to end before evicting it")
+    return out
+
+
+def _clock(t: datetime, tz: tzinfo | None = None, now: datetime | None = None) -> str:
+    local = t.astimezone(tz)
+    if now is not None and now.astimezone(tz).date() != local.date():
+        return local.strftime("%Y-%m-%d %H:%M:%S")
+    return local.strftime("%H:%M:%S")
+
+
+def _span(start: datetime, end: datetime, tz: tzinfo | None) -> tuple[str, str]:
+    """Two clock times that differ when shown: tenths of a second for short intervals."""
+    a, b = _clock(start, tz), _clock(end, tz)
+    if (end - start).total_seconds() < 10:
+        a += f".{start.astimezone(tz).microsecond // 100_000}"
+        b += f".{end.astimezone(tz).microsecond // 100_000}"
+    return a, b
+
+
+def _ago(t: datetime, now: datetime) -> str:
+    seconds = (now - t).total_seconds()
+    if seconds < 0:
+        return "just now"
+    if seconds < 60:
+        return f"{int(seconds)}s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+# -- the server log ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One scheduler line of Ollama's log that says why a model came or went."""
+
+    line_no: int
+    time: datetime | None
+    level: str
+    kind: str
+    meaning: str
+    message: str
+    model: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line_no,
+            "time": format_time(self.time) if self.time else None,
+            "level": self.level,
+            "kind": self.kind,
+            "meaning": self.meaning,
+            "message": self.message,
+            "model": self.model,
+        }
+
+
+@dataclass(frozen=True)
+class LogReport:
+    entries: tuple[LogEntry, ...]
+    lines: int
+    debug_lines: int
+    versions: tuple[str, ...] = ()
+
+    @property
+    def has_debug(self) -> bool:
+        return self.debug_lines > 0
+
+
+# (kind, pattern on msg, meaning). Wordings from server/sched.go and llm/*.go (contract §4.2),
+# with the older ones where they differ.
+_LOG_PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (kind, re.compile(pattern, re.IGNORECASE), meaning)
+    for kind, pattern, meaning in (
+        ("expired", r"timer expired, expiring to unload", "its keep-alive timer ran out (idle)"),
+        (
+            "zero_duration",
+            r"runner with zero duration has gone idle",
+            "it went idle with keep-alive 0 (a request with keep_alive 0, or "
+            "OLLAMA_KEEP_ALIVE=0): unloaded at once",
+        ),
+        (
+            "reload",
+            r"resetting model to expire immediately to make room|^reloading",
+            "a request asked for other load options (num_ctx, ...): reload",
+        ),
+        (
+            "max_runners",
+            r"max runners achieved, unloading one to make room",
+            "OLLAMA_MAX_LOADED_MODELS was reached: one model unloaded to make room",
+        ),
+        (
+            "memory_evict",
+            r"predicted to exceed available memory, evicting|requires more memory than is "
+            r"currently available, evicting",
+            "a new model was predicted not to fit in free memory: a model was evicted",
+        ),
+        (
+            "oom_retry",
+            r"evicting all other loaded models for OOM retry|evicting all other models and "
+            r"retrying once",
+            "a load ran out of memory: every other model was evicted to retry it",
+        ),
+        (
+            "runtime_oom",
+            r"runtime OOM detected",
+            "out of memory while generating: every loaded model was unloaded, pins included",
+        ),
+        (
+            "unload_event",
+            r"runner expired event received",
+            "Ollama processed an unload (a stop, an expiry or an eviction)",
+        ),
+        ("shutdown", r"shutting down runner", "the server is shutting down its runners"),
+        ("listening", r"^Listening on ", "the server started"),
+        (
+            "load_aborted",
+            r"client connection closed before .* finished loading, aborting load",
+            "the loading client went away, so the load was aborted",
+        ),
+        ("load_failed", r"^Load failed|error loading llama server", "a load failed"),
+    )
+)
+_ATTR = re.compile(r'([A-Za-z_][\w.]*)=("(?:[^"\\]|\\.)*"|\S*)')
+_VERSION = re.compile(r"\(version ([^)]+)\)")
+_NAME_KEYS = ("runner.name", "name", "model.name")
+_MODEL_KEYS = ("runner.model", "model", "modelPath", "runner.modelPath")
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _log_model(attrs: Mapping[str, str]) -> str | None:
+    for key in _NAME_KEYS:
+        if attrs.get(key):
+            return canonical_name(attrs[key])
+    for key in _MODEL_KEYS:
+        value = attrs.get(key, "")
+        # A blob path names no model; a plain name does.
+        if value and "/blobs/" not in value and "sha256" not in value and "\\" not in value:
+            return canonical_name(value)
+    return None
+
+
+def parse_server_log(lines: Iterable[str]) -> LogReport:
+    """The scheduler lines of an Ollama server log (``slog`` text format).
+
+    Lines look like ``time=2026-08-21T12:00:00.123-07:00 level=DEBUG source=sched.go:417
+    msg="timer expired, expiring to unload" runner.name=registry.ollama.ai/library/tiny:latest
+    ...``. Anything else (``[GIN]`` access lines, llama.cpp output) is counted and skipped.
+    """
+    entries: list[LogEntry] = []
+    count = debug = 0
+    versions: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        count += 1
+        line = raw.rstrip("\r\n")
+        if "msg=" not in line:
+            continue
+        attrs = {k: _unquote(v) for k, v in _ATTR.findall(line)}
+        level = attrs.get("level", "").upper()
+        if level == "DEBUG":
+            debug += 1
+        message = attrs.get("msg", "")
+        match = next((p for p in _LOG_PATTERNS if p[1].search(message)), None)
+        if match is None:
+            continue
+        kind, _pattern, meaning = match
+        when: datetime | None
+        try:
+            when = parse_timestamp(attrs.get("time", ""))
+        except ValueError:
+            when = None
+        if kind == "listening":
+            m = _VERSION.search(message)
+            if m:
+                versions.append(m.group(1))
+                meaning = f"the server started (version {m.group(1)})"
+        entries.append(
+            LogEntry(number, when, level or "?", kind, meaning, message, _log_model(attrs))
+        )
+    return LogReport(tuple(entries), count, debug, tuple(versions))
+
+
+# -- the story -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoryItem:
+    time: datetime
+    summary: str
+    evidence: tuple[str, ...] = ()
+    event: Event | None = None
+    confidence: str | None = None
+    log: tuple[LogEntry, ...] = ()
+
+    @property
+    def gone(self) -> bool:
+        """Whether this item is the model going away (an unload, or a gap it did not survive)."""
+        return self.event is None or self.event.event == "unloaded"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": format_time(self.time),
+            "event": self.event.event if self.event else "gap",
+            "reason": self.event.reason if self.event else None,
+            "confidence": self.confidence,
+            "summary": self.summary,
+            "evidence": list(self.evidence),
+            "server_log": [entry.to_json() for entry in self.log],
+            "detail": dict(self.event.detail) if self.event else {},
+        }
+
+
+@dataclass(frozen=True)
+class Story:
+    model: str
+    items: tuple[StoryItem, ...]  # newest first
+    notes: tuple[str, ...]
+    journal: str | None
+    covers: tuple[datetime, datetime] | None
+    log_only: tuple[LogEntry, ...] = ()  # log lines for the model not tied to an item
+    log_notes: tuple[str, ...] = ()
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def headline(self) -> str:
+        return self.headline_text()
+
+    def headline_text(self, tz: tzinfo | None = None) -> str:
+        """The answer in one line: the latest departure and its reason, if there is one."""
+        if not self.items:
+            return f"{self.model}: nothing recorded"
+        latest = self.items[0]
+        gone = next((i for i in self.items if i.gone), None)
+        if latest.gone or gone is None:
+            return f"{self.model}: {latest.summary} ({_ago(latest.time, self.now)})"
+        return (
+            f"{self.model}: loaded (last seen {_clock(latest.time, tz, self.now)}). Last "
+            f"departure, {_ago(gone.time, self.now)}: {gone.summary}"
+        )
+
+
+def _merge_duplicates(events: Sequence[Event]) -> list[Event]:
+    """The same fact recorded twice (a watch and the command that caused it): keep one.
+
+    Same model, event and reason within a few seconds; the surer one wins and takes the
+    other's ``by``/``action``.
+    """
+    kept: list[Event] = []
+    for e in events:
+        twin = None
+        if e.model is not None:
+            for i in range(len(kept) - 1, -1, -1):
+                k = kept[i]
+                if (e.time - k.time).total_seconds() > _DEDUPE_S:
+                    break
+                if (k.model, k.event, k.reason) == (e.model, e.event, e.reason):
+                    twin = i
+                    break
+        if twin is None:
+            kept.append(e)
+            continue
+        a, b = kept[twin], e
+        rank_a = _CONFIDENCE_RANK.get(a.confidence or "", 1)
+        rank_b = _CONFIDENCE_RANK.get(b.confidence or "", 1)
+        best, other = (a, b) if (rank_a, len(a.detail)) >= (rank_b, len(b.detail)) else (b, a)
+        detail = dict(best.detail)
+        for key in ("by", "action"):
+            if key in other.detail and key not in detail:
+                detail[key] = other.detail[key]
+        kept[twin] = Event(best.time, best.host, best.model, best.event, best.reason, detail)
+    return kept
+
+
+_RESIDENT_AFTER = {
+    "loaded",
+    "keep_alive_changed",
+    "offload_changed",
+    "busy",
+    "restored",  # guard's own events
+    "reasserted",
+    "recovered",
+}
+
+
+def build_story(
+    model: str,
+    events: Sequence[Event],
+    *,
+    now: datetime,
+    journal: str | None = None,
+    log: LogReport | None = None,
+    tz: tzinfo | None = None,
+    limit: int = 30,
+) -> Story:
+    """The model's recent life from ``events`` (the whole journal, oldest first).
+
+    Newest first, at most ``limit`` items; notes say what the journal cannot cover.
+    """
+    name = canonical_name(model)
+    ordered = sorted(events, key=lambda e: e.time)
+    covers = (ordered[0].time, ordered[-1].time) if ordered else None
+    mine = _merge_duplicates([e for e in ordered if e.model and names_match(e.model, name)])
+    hosts = {e.host for e in mine}
+    sessions = [
+        e
+        for e in ordered
+        if e.model is None
+        and e.event in ("recording_started", "recording_stopped")
+        and (not hosts or e.host in hosts)
+    ]
+    server = [
+        e
+        for e in ordered
+        if e.model is None
+        and e.event in ("server_down", "server_up")
+        and (not hosts or e.host in hosts)
+    ]
+    notes: list[str] = []
+    items: list[StoryItem] = []
+
+    # What the model went through, plus server outages while it was resident, and what
+    # became of it while nothing was recording.
+    rank = {"recording_started": 0, "recording_stopped": 2}
+    merged = sorted([*mine, *server, *sessions], key=lambda e: (e.time, rank.get(e.event, 1)))
+    resident = False
+    timeline: list[Event] = []
+    active: set[tuple[str, Any]] = set()
+    gap_start: datetime | None = None
+    pending_gap: tuple[datetime, datetime] | None = None
+    for e in merged:
+        if e.model is not None:
+            if pending_gap is not None and resident and not _survived(e):
+                items.append(_gap_item(*pending_gap, tz, now))
+                resident = False
+            pending_gap = None
+            if not (e.event == "loaded" and e.reason == "already_loaded" and resident):
+                timeline.append(e)  # a new session seeing it again adds nothing
+            if e.event == "unloaded":
+                resident = False
+            elif e.event in _RESIDENT_AFTER:
+                resident = True
+        elif e.event == "recording_started":
+            if not active and gap_start is not None and resident:
+                pending_gap = (gap_start, e.time)
+            gap_start = None
+            active.add((e.host, e.detail.get("pid")))
+        elif e.event == "recording_stopped":
+            active.discard((e.host, e.detail.get("pid")))
+            if not active:
+                gap_start = e.time
+        elif resident:
+            timeline.append(e)  # the server went down or came back while it was loaded
+    stopped_while_loaded = gap_start is not None and resident and not active
+    if stopped_while_loaded:
+        assert gap_start is not None
+        notes.append(
+            f"Recording stopped at {_clock(gap_start, tz, now)} while it was loaded; the "
+            f"journal has nothing after that. {KEEP_RECORDING}"
+        )
+
+    log_used: set[int] = set()
+    for e in timeline:
+        attached: tuple[LogEntry, ...] = ()
+        if log is not None and e.event in ("unloaded", "keep_alive_changed", "loaded", "conflict"):
+            attached = _near(log, e, name)
+            log_used.update(x.line_no for x in attached)
+        items.append(
+            StoryItem(
+                time=e.time,
+                summary=describe(e),
+                evidence=tuple(evidence(e, tz=tz)),
+                event=e,
+                confidence=e.confidence,
+                log=attached,
+            )
+        )
+    # Newest first; of two at the same moment the later-recorded one (a reload's new
+    # runner after the old one's end) comes first.
+    order = {id(item): n for n, item in enumerate(items)}
+    items.sort(key=lambda i: (i.time, order[id(i)]), reverse=True)
+    items = items[:limit]
+
+    # Coverage.
+    if not ordered:
+        notes.append(
+            f"The journal is empty: nothing has been recording. To explain the next unload, "
+            f"{START_RECORDING}."
+        )
+    elif not mine:
+        assert covers is not None
+        notes.append(
+            f"The journal covers {_clock(covers[0], tz, now)} to {_clock(covers[1], tz, now)} "
+            f"and never saw {name}. If it was loaded outside that time, nothing recorded it; "
+            f"{START_RECORDING}."
+        )
+    else:
+        first = mine[0]
+        if first.event == "loaded" and first.reason == "already_loaded":
+            notes.append(
+                f"It was already loaded when recording began at {_clock(first.time, tz, now)}; "
+                "what happened before is not in the journal."
+            )
+        if not sessions:
+            notes.append(
+                f"Only {TOOL}'s own commands wrote these entries; changes made by other "
+                f"clients or by Ollama itself were not seen. {KEEP_RECORDING}"
+            )
+
+    log_only: tuple[LogEntry, ...] = ()
+    log_notes: list[str] = []
+    if log is not None:
+        log_only = tuple(
+            x
+            for x in reversed(log.entries)
+            if x.line_no not in log_used
+            and (x.model is None or names_match(x.model, name))
+            and (x.model is not None or x.kind in ("runtime_oom", "shutdown", "listening"))
+        )[:limit]
+        if not log.has_debug:
+            log_notes.append(
+                "The server log has no DEBUG lines: Ollama names most unload reasons (timer "
+                "expired, max runners, reload) only with OLLAMA_DEBUG=1 set on the server."
+            )
+        if not log.entries:
+            log_notes.append(f"No scheduler lines found in {log.lines} lines of server log.")
+    return Story(
+        model=name,
+        items=tuple(items),
+        notes=tuple(notes),
+        journal=journal,
+        covers=covers,
+        log_only=log_only,
+        log_notes=tuple(log_notes),
+        now=now,
+    )
+
+
+def _survived(e: Event) -> bool:
+    """After an unrecorded gap, does the model's next event show it was still loaded?"""
+    if e.event in ("loaded", "restored"):
+        return e.reason == "already_loaded"
+    return e.event in _RESIDENT_AFTER or e.event == "unloaded"
+
+
+def _gap_item(start: datetime, end: datetime, tz: tzinfo | None, now: datetime) -> StoryItem:
+    return StoryItem(
+        time=end,
+        summary=(
+            f"went away while nothing was recording (between {_clock(start, tz, now)} "
+            f"and {_clock(end, tz, now)}); the journal cannot say why"
+        ),
+        evidence=("it was loaded when recording stopped and gone when it started again",),
+        confidence=None,
+    )
+
+
+def _near(log: LogReport, e: Event, name: str) -> tuple[LogEntry, ...]:
+    since_raw = e.detail.get("since")
+    start = e.time
+    if isinstance(since_raw, str):
+        with contextlib.suppress(ValueError):
+            start = parse_timestamp(since_raw)
+    lo = start - timedelta(seconds=_LOG_NEAR_S)
+    hi = e.time + timedelta(seconds=_LOG_NEAR_S)
+    return tuple(
+        x
+        for x in log.entries
+        if x.time is not None
+        and lo <= x.time <= hi
+        and (x.model is None or names_match(x.model, name))
+        and x.kind not in ("listening", "load_aborted")
+    )
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def render_story(story: Story, *, tz: tzinfo | None = None) -> str:
+    """Plain text, newest first, evidence indented under each line."""
+    now = story.now
+    lines = [story.headline_text(tz), ""]
+    for item in story.items:
+        when = _clock(item.time, tz, now)
+        lines.append(f"  {when}  {item.summary}   [{_ago(item.time, now)}]")
+        pad = " " * (len(when) + 4)
+        for fact in item.evidence:
+            lines.append(f"{pad}- {fact}")
+        for entry in item.log:
+            lines.append(f"{pad}- server log line {entry.line_no}: {entry.meaning}")
+    if story.log_only:
+        lines.append("")
+        lines.append("Server log (newest first):")
+        for entry in story.log_only:
+            when = _clock(entry.time, tz, now) if entry.time else "--:--:--"
+            who = f" [{entry.model}]" if entry.model else ""
+            lines.append(f"  {when}  {entry.meaning}{who}  (line {entry.line_no})")
+    notes = [*story.notes, *story.log_notes]
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    if story.journal:
+        span = ""
+        if story.covers:
+            span = (
+                f", covering {_clock(story.covers[0], tz, now)} to "
+                f"{_clock(story.covers[1], tz, now)}"
+            )
+        lines.append(f"Journal: {story.journal}{span}")
+    while lines and lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines)
+
+
+def story_json(story: Story) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "model": story.model,
+        "headline": story.headline,
+        "items": [item.to_json() for item in story.items],
+        "notes": list(story.notes),
+        "server_log": [entry.to_json() for entry in story.log_only],
+        "server_log_notes": list(story.log_notes),
+        "journal": story.journal,
+        "covers": (
+            [format_time(story.covers[0]), format_time(story.covers[1])] if story.covers else None
+        ),
+    }
