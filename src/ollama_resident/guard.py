@@ -158,6 +158,11 @@ class Guard:
         out: list[ev.Event] = []
         requests = [t.request for t, _a, _r in items]
         by_key = {t.key: (t, a, r) for t, a, r in items}
+        # Tell the watcher first, so that what the loads change (a pin set, a model
+        # evicted to make room) is seen as this tool's doing.
+        started = datetime.now(timezone.utc)
+        for t in by_key.values():
+            self.watcher.note_action(ev.OwnAction(started, t[0].key, "pin"))
         try:
             outcomes = load_models(self.client, requests)
         except (ServerUnreachable, RequestTimeout):
@@ -192,7 +197,6 @@ class Guard:
                     state.reported = problem
                     out.append(self._event(target, "restore_failed", reason, detail))
                 continue
-            self.watcher.note_action(ev.OwnAction(now, outcome.name, "pin"))
             if target.request.keep_alive is not None and target.request.keep_alive.kind == "finite":
                 state.asserted_at = now
             detail = {

@@ -228,7 +228,6 @@ def load_models(
     start = clock()
     snapshot = client.ps()
     rtt = clock() - start  # a warm request costs about this much; a load far more
-    unloaded_by_us: set[str] = set()
     current: str | None = None
     try:
         for req in requests:
@@ -236,7 +235,7 @@ def load_models(
             existing = snapshot.find(req.model)
             if on_start is not None:
                 on_start(req, existing)
-            outcome, snapshot = _load_one(client, req, snapshot, rtt, unloaded_by_us, clock)
+            outcome, snapshot = _load_one(client, req, snapshot, rtt, clock)
             results.append(outcome)
             if on_result is not None:
                 on_result(outcome)
@@ -252,7 +251,6 @@ def _load_one(
     req: LoadRequest,
     before: PsSnapshot,
     rtt: float,
-    unloaded_by_us: set[str],
     clock: Callable[[], float],
 ) -> tuple[LoadOutcome, PsSnapshot]:
     now = before.taken_at
@@ -330,7 +328,7 @@ def _load_one(
             after,
         )
 
-    evicted = _evicted(before, after, name, seconds, unloaded_by_us)
+    evicted = _evicted(before, after, name, seconds)
     reloaded = False
     reason: str | None = None
     status = "loaded" if existing is None else "updated"
@@ -404,14 +402,11 @@ def _evicted(
     after: PsSnapshot,
     loaded: str,
     seconds: float,
-    unloaded_by_us: set[str],
 ) -> tuple[str, ...]:
     """Models listed before the load and gone after it, that were not due to expire."""
     gone = []
     for m in before.models:
         if names_match(m.name, loaded) or after.find(m.name) is not None:
-            continue
-        if m.name in unloaded_by_us:
             continue
         remaining = m.expires_in(before.taken_at)
         if remaining is not None and remaining <= seconds + 1.0:
@@ -490,6 +485,14 @@ class UnloadOutcome:
         return self.status != "failed"
 
 
+def _still_counting(model: RunningModel, now: datetime) -> bool:
+    """Pinned, or a deadline ahead: the stop did not take (a stop moves it to the past)."""
+    if model.is_pinned(now):
+        return True
+    remaining = model.expires_in(now)
+    return remaining is not None and remaining > 0
+
+
 def select_unload_targets(
     snapshot: PsSnapshot, models: Sequence[str], *, all_models: bool, keep: Sequence[str]
 ) -> list[str]:
@@ -552,7 +555,7 @@ def unload_models(
                     requested, name, "unloaded", seconds=round(clock() - sent_at, 3)
                 )
                 del asked[name]
-            elif name not in resent and (model.expires_in(snap.taken_at) or 0) > 0:
+            elif name not in resent and _still_counting(model, snap.taken_at):
                 # Still counting down: the stop arrived while it was loading and
                 # was a no-op (contract §2.3). Say it again now that it is listed.
                 client.unload(name)
@@ -562,7 +565,7 @@ def unload_models(
         if clock() >= deadline:
             for name, (requested, _sent) in asked.items():
                 model = snap.find(name)
-                overdue = model is not None and (model.expires_in(snap.taken_at) or 0) <= 0
+                overdue = model is not None and not _still_counting(model, snap.taken_at)
                 if overdue:
                     results[name] = UnloadOutcome(
                         requested,
