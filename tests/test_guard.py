@@ -74,6 +74,8 @@ def test_client_reset_is_reasserted_with_the_same_context(ollama: FakeOllama):
     ollama.wait_idle()
     guard.check()
     assert ("reasserted", "pin_lost") in _kinds(events, "tiny:latest")
+    [lost] = [e for e in events if e.event == "keep_alive_changed" and e.reason == "pin_lost"]
+    assert not lost.by_tool  # the guard's own earlier pin did not reset it: another client did
     tiny = _ps(ollama)["tiny:latest"]
     assert int(tiny["expires_at"][:4]) > 2200
     assert tiny["context_length"] == 256  # same context: no reload

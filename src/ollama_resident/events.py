@@ -839,7 +839,9 @@ class _Diff:
             reason = "pinned"
         else:
             reason = "window_changed"
-        mine = self.own(new.name, ("pin", "preload"))
+        # A pin (forever) can only have pinned it; a lost pin or another window can only
+        # come from a preload with a window (`pin --for` is journaled as a preload).
+        mine = self.own(new.name, ("pin", "preload") if reason == "pinned" else ("preload",))
         self.emit(
             new.name,
             "keep_alive_changed",

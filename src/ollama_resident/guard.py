@@ -161,8 +161,10 @@ class Guard:
         # Tell the watcher first, so that what the loads change (a pin set, a model
         # evicted to make room) is seen as this tool's doing.
         started = datetime.now(timezone.utc)
-        for t in by_key.values():
-            self.watcher.note_action(ev.OwnAction(started, t[0].key, "pin"))
+        for target, _action, _reason in by_key.values():
+            wanted = target.request.keep_alive
+            kind: ev.OwnActionKind = "pin" if wanted and wanted.kind == "forever" else "preload"
+            self.watcher.note_action(ev.OwnAction(started, target.key, kind))
         try:
             outcomes = load_models(self.client, requests)
         except (ServerUnreachable, RequestTimeout):

@@ -382,7 +382,9 @@ def pin(
         wait=wait,
         json_output=json_output,
         quiet=quiet,
-        action="pin",
+        # A pin with a window is journaled as a preload: it can shorten a window, a
+        # forever pin cannot (events.py attributes changes by this).
+        action="pin" if ka.kind == "forever" else "preload",
         profile_host=profile_host,
     )
 
