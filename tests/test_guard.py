@@ -239,3 +239,14 @@ def test_signal_ends_guard_within_a_second_with_exit_0(ollama: FakeOllama, sig: 
     assert proc.returncode == 0, err
     assert "recording_stopped" in out
     assert "Traceback" not in err
+
+
+def test_reset_right_after_our_pin_is_blamed_on_the_client(ollama: FakeOllama):
+    guard, events = _guard(ollama, "tiny")
+    guard.check()  # loads and pins it: this tool's own action, seconds before the reset
+    httpx.post(f"{ollama.url}/api/generate", json={"model": "tiny", "keep_alive": "5m"})
+    ollama.wait_idle()
+    guard.check()
+    [lost] = [e for e in events if e.event == "keep_alive_changed" and e.reason == "pin_lost"]
+    assert not lost.by_tool
+    assert ("reasserted", "pin_lost") in _kinds(events, "tiny:latest")
