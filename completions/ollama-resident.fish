@@ -1,0 +1,1 @@
+complete --command ollama-resident --no-files --arguments "(env _OLLAMA_RESIDENT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) ollama-resident)" --condition "env _OLLAMA_RESIDENT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) ollama-resident"
