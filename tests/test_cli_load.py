@@ -143,7 +143,7 @@ def test_num_ctx_equal_to_loaded_context_does_not_reload(
 def test_unexpected_reload_is_detected_and_reported(
     make_ollama: Callable[..., FakeOllama], cli: Callable[..., Run]
 ):
-    server = make_ollama(load_delay=0.4)
+    server = make_ollama(load_delay=1.0)
     # Loaded by a client that asked for exactly the training context: /api/ps cannot tell
     # this from the default, so a pin without num_ctx makes Ollama reload it.
     server.preload("tiny", "5m", num_ctx=512)

@@ -32,7 +32,7 @@ def _apply_background(env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def test_ten_terminals_cause_one_load(make_ollama: Callable[..., FakeOllama], tmp_path: Path):
-    server = make_ollama(load_delay=1.5)
+    server = make_ollama(load_delay=2.5)
     env = _env(server.url, tmp_path)
     procs = [_apply_background(env) for _ in range(10)]
     results = [p.communicate(timeout=20) for p in procs]
