@@ -129,7 +129,7 @@ def ps_rich_table(snapshot: PsSnapshot, now: datetime) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, highlight=False)
     for column in PS_COLUMNS:
         table.add_column(column, justify="right" if column == "CONTEXT" else "left", no_wrap=True)
     for m, row in zip(snapshot.models, ps_rows(snapshot, now), strict=True):
