@@ -349,7 +349,7 @@ def validate_profile_name(name: str) -> str | None:
     # not a name that reads as an option, hides in whitespace, or breaks a line.
     if name != name.strip() or name.startswith("-") or not name.isprintable():
         return (
-            f"invalid profile name {name!r}: no leading \"-\", no surrounding spaces, "
+            f'invalid profile name {name!r}: no leading "-", no surrounding spaces, '
             "no control characters"
         )
     return None

@@ -236,9 +236,9 @@ def apply(
     from ollama_resident import profiles, render
     from ollama_resident.cli._common import state
     from ollama_resident.cli._output import Output
-    from ollama_resident.cli.load import _Progress, _report_load, _session
+    from ollama_resident.cli.load import _journal_outcomes, _session, load_reported
     from ollama_resident.plan import DEFAULT_MAX_LOADED, installed_from_tags, make_plan, parse_size
-    from ollama_resident.residency import LoadCancelled, load_models, unload_models
+    from ollama_resident.residency import LoadCancelled, unload_models
 
     # Before any connection: a bad file or an unknown name exits 2 with nothing sent.
     profile = profiles.resolve(name, state(ctx).profiles)
@@ -291,33 +291,18 @@ def apply(
 
         if plan.unload_names():
             unloaded = unload_models(client, plan.unload_names(), snapshot=snapshot)
+            _journal_outcomes(out, where, unloads=unloaded, action="unload")
             for u in unloaded:
                 _report_unload(out, u)
         requests = plan.load_requests()
         if requests:
-            with _Progress(out) as progress:
-
-                def on_result(outcome: LoadOutcome) -> None:
-                    progress.stop()
-                    _report_load(out, outcome)
-
-                try:
-                    loaded = load_models(
-                        client,
-                        requests,
-                        on_start=lambda req, existing: progress.start(req.model),
-                        on_result=on_result,
-                    )
-                except LoadCancelled as cancelled:
-                    progress.stop()
-                    loaded = cancelled.done
-                    if cancelled.current:
-                        out.warn(
-                            f"cancelled while loading {cancelled.current}; Ollama aborts that load"
-                        )
-                    if json_output:
-                        out.data(render.dumps(document(plan, where)))
-                    raise KeyboardInterrupt from None
+            try:
+                loaded = load_reported(out, client, requests, action="preload")
+            except LoadCancelled as cancelled:
+                loaded = cancelled.done
+                if json_output:
+                    out.data(render.dumps(document(plan, where)))
+                raise KeyboardInterrupt from None
 
     failed = [r for r in loaded if not r.ok] + [r for r in unloaded if not r.ok]
     if json_output:

@@ -172,14 +172,36 @@ def _run_loads(
 ) -> None:
     from ollama_resident import render
     from ollama_resident.cli._output import Output
-    from ollama_resident.residency import LoadCancelled, load_models
+    from ollama_resident.residency import LoadCancelled
 
     out = Output(quiet=quiet or json_output, json=json_output)
-    results: list[LoadOutcome] = []
-    with (
-        _session(host, timeout, wait, out, profile_host) as client,
-        _Progress(out) as progress,
-    ):
+    with _session(host, timeout, wait, out, profile_host) as client:
+        try:
+            results = load_reported(out, client, requests, action=action)
+        except LoadCancelled as cancelled:
+            if json_output:
+                out.data(render.dumps([render.load_json(r) for r in cancelled.done]))
+            raise KeyboardInterrupt from None
+    if json_output:
+        out.data(render.dumps([render.load_json(r) for r in results]))
+    elif len(results) > 1:
+        out.info(render.load_summary(results))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise typer.Exit(1)
+
+
+def load_reported(
+    out: Output, client: OllamaClient, requests: Sequence[LoadRequest], *, action: str
+) -> list[LoadOutcome]:
+    """Load with a spinner per model, a line per result, and the journal told.
+
+    Shared by preload, pin and apply. Ctrl-C: says which load was cancelled,
+    journals what was done, and re-raises LoadCancelled (with ``done``).
+    """
+    from ollama_resident.residency import LoadCancelled, load_models
+
+    with _Progress(out) as progress:
 
         def on_result(outcome: LoadOutcome) -> None:
             progress.stop()
@@ -194,21 +216,12 @@ def _run_loads(
             )
         except LoadCancelled as cancelled:
             progress.stop()
-            results = cancelled.done
-            _journal_outcomes(out, client.display_url, loads=results, action=action)
+            _journal_outcomes(out, client.display_url, loads=cancelled.done, action=action)
             if cancelled.current:
                 out.warn(f"cancelled while loading {cancelled.current}; Ollama aborts that load")
-            if json_output:
-                out.data(render.dumps([render.load_json(r) for r in results]))
-            raise KeyboardInterrupt from None
-        _journal_outcomes(out, client.display_url, loads=results, action=action)
-    if json_output:
-        out.data(render.dumps([render.load_json(r) for r in results]))
-    elif len(results) > 1:
-        out.info(render.load_summary(results))
-    failed = [r for r in results if not r.ok]
-    if failed:
-        raise typer.Exit(1)
+            raise
+    _journal_outcomes(out, client.display_url, loads=results, action=action)
+    return results
 
 
 def _report_load(out: Output, r: LoadOutcome) -> None:
