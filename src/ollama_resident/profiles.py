@@ -599,7 +599,12 @@ def _toml_error(path: str, text: str, exc: Exception) -> ProfileError:
     line = getattr(exc, "lineno", None)  # Python 3.14+
     column = getattr(exc, "colno", None)
     m = _AT_LINE.search(message)
-    if m is not None:
+    pos = getattr(exc, "pos", None)  # tomli 2.1+ and Python 3.14 also give lineno/colno
+    if isinstance(pos, int) and pos >= len(text.rstrip()):
+        # At the end of the document: point at the last line with content, not past it.
+        message = _AT_END.sub("", message) + " at the end of the file"
+        line = max(1, len(text.rstrip().splitlines()))
+    elif m is not None:
         line, column = line or int(m.group(1)), column or int(m.group(2))
         message = message[: m.start()]
     elif _AT_END.search(message):
