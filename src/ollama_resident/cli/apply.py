@@ -113,19 +113,6 @@ def _show_plan(out: Output, plan: Plan, where: str) -> None:
         out.warn(note)
 
 
-def _report_unload(out: Output, r: UnloadOutcome) -> None:
-    from ollama_resident import render
-
-    if not r.ok:
-        out.error(f"{r.requested}: {r.error}", r.hint)
-    elif r.status == "pending":
-        out.warn(render.unload_line(r))
-    elif r.status == "not-loaded":
-        out.info(render.unload_line(r))
-    else:
-        out.success(render.unload_line(r))
-
-
 def _training_contexts(
     client: OllamaClient, profile: Profile, snapshot: PsSnapshot
 ) -> dict[str, int]:
@@ -236,7 +223,12 @@ def apply(
     from ollama_resident import profiles, render
     from ollama_resident.cli._common import state
     from ollama_resident.cli._output import Output
-    from ollama_resident.cli.load import _journal_outcomes, _session, load_reported
+    from ollama_resident.cli.load import (
+        _journal_outcomes,
+        _session,
+        load_reported,
+        report_unload,
+    )
     from ollama_resident.plan import DEFAULT_MAX_LOADED, installed_from_tags, make_plan, parse_size
     from ollama_resident.residency import LoadCancelled, unload_models
 
@@ -293,7 +285,7 @@ def apply(
             unloaded = unload_models(client, plan.unload_names(), snapshot=snapshot)
             _journal_outcomes(out, where, unloads=unloaded, action="unload")
             for u in unloaded:
-                _report_unload(out, u)
+                report_unload(out, u)
         requests = plan.load_requests()
         if requests:
             try:

@@ -224,6 +224,20 @@ def load_reported(
     return results
 
 
+def report_unload(out: Output, r: UnloadOutcome) -> None:
+    """One line per unloaded model: a failure, a pending stop, a note, or done."""
+    from ollama_resident import render
+
+    if not r.ok:
+        out.error(f"{r.requested}: {r.error}", r.hint)
+    elif r.status == "pending":
+        out.warn(render.unload_line(r))
+    elif r.status == "not-loaded":
+        out.info(render.unload_line(r))
+    else:
+        out.success(render.unload_line(r))
+
+
 def _report_load(out: Output, r: LoadOutcome) -> None:
     from ollama_resident import render
 
@@ -481,14 +495,7 @@ def unload(
     if json_output:
         out.data(render.dumps([render.unload_json(r) for r in results]))
     for r in results:
-        if not r.ok:
-            out.error(f"{r.requested}: {r.error}", r.hint)
-        elif r.status == "pending":
-            out.warn(render.unload_line(r))
-        elif r.status == "not-loaded":
-            out.info(render.unload_line(r))
-        else:
-            out.success(render.unload_line(r))
+        report_unload(out, r)
     if any(not r.ok for r in results):
         raise typer.Exit(1)
 
