@@ -40,7 +40,7 @@ def fake_server() -> Iterator[str]:
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(ROOT / "tests" / "fakeollama.py"),
+            str(ROOT / "tests" / "fakeollama"),
             "--port",
             "0",
             "--load-delay",

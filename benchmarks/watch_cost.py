@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What an idle ``watch --jsonl`` costs: CPU per minute, and memory as polls pile up.
 
-Runs the real CLI in a child process against the loopback fake Ollama (tests/fakeollama.py,
+Runs the real CLI in a child process against the loopback fake Ollama (tests/fakeollama/,
 started in this process with a few models loaded, so every poll parses a realistic reply),
 and reads the child's CPU time and resident memory from /proc (or, elsewhere, from
 ``resource.getrusage`` once it has exited). Nothing happens on the server, so the figures are

@@ -1,6 +1,6 @@
 """Shared fixtures: an isolated environment for every test, and a fake Ollama.
 
-The fake server (tests/fakeollama.py) speaks real HTTP on loopback; nothing in
+The fake server (tests/fakeollama/) speaks real HTTP on loopback; nothing in
 httpx or the client is mocked.
 """
 

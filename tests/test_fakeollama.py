@@ -1097,7 +1097,7 @@ def test_preload_helper(make: Make) -> None:
 
 
 def test_standalone_command() -> None:
-    script = Path(__file__).with_name("fakeollama.py")
+    script = Path(__file__).with_name("fakeollama")  # a package directory with __main__.py
     cmd = [sys.executable, str(script), "--port", "0", "--preload", "tiny:-1"]
     cmd += ["--preload", "tiny2:latest:5m"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
