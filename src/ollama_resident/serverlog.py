@@ -44,7 +44,7 @@ a ``text`` record. Patterns are compiled on first use, not at import.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
@@ -485,7 +485,7 @@ class LogReader:
         self,
         *,
         tz: tzinfo | None = None,
-        messages: Container[str] | None = None,
+        messages: Collection[str] | None = None,
         gin: str = "all",
     ) -> None:
         if gin not in ("all", "post", "none"):
@@ -600,7 +600,7 @@ def iter_records(
     *,
     tz: tzinfo | None = None,
     start_line: int = 1,
-    messages: Container[str] | None = None,
+    messages: Collection[str] | None = None,
     gin: str = "all",
 ) -> Iterator[Record]:
     """One :class:`Record` per input line (wrappers removed), in order.
