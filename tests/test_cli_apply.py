@@ -308,3 +308,22 @@ def test_snapshot_round_trip(cli: Cli, path: Path, ollama: FakeOllama) -> None:
     run = cli("apply", "snap")
     assert run.exit_code == 0, run
     assert state(ollama) == before
+
+
+def test_the_journal_names_apply_and_its_profile(cli: Cli, path: Path, ollama: FakeOllama) -> None:
+    from ollama_resident import journal, why
+
+    ollama.preload("tiny2", "5m")
+    write(path, '[profiles.work]\nkeep_alive = "forever"\nmodels = ["tiny"]\n')
+    assert cli("apply", "work", "--exclusive").exit_code == 0
+    events = journal.read()
+    assert [(e.model, e.event, e.reason, e.detail.get("action")) for e in events] == [
+        ("tiny2:latest", "unloaded", "stopped", "apply"),
+        ("tiny:latest", "loaded", None, "apply"),
+    ]
+    assert {e.detail.get("profile") for e in events} == {"work"}
+    story = why.render_story(why.build_story("tiny", events, now=events[-1].time))
+    assert "loaded by ollama-resident apply work: pinned forever" in story
+    assert "unloaded by ollama-resident apply work" in why.render_story(
+        why.build_story("tiny2", events, now=events[-1].time)
+    )

@@ -431,8 +431,14 @@ def test_own_actions_are_journaled(ollama: FakeOllama, cli: Callable[..., Run], 
     cli("pin", "tiny")
     cli("pin", "tiny")  # unchanged: nothing to journal
     cli("unload", "tiny")
+    cli("pin", "tiny2", "--for", "1h")  # journaled as the pin it was, with its window
+    cli("preload", "tiny3")
     events = [(e.model, e.event, e.reason, e.detail.get("action")) for e in journal.read()]
     assert events == [
         ("tiny:latest", "loaded", None, "pin"),
         ("tiny:latest", "unloaded", "stopped", "unload"),
+        ("tiny2:latest", "loaded", None, "pin"),
+        ("tiny3:latest", "loaded", None, "preload"),
     ]
+    windowed = journal.read()[2]
+    assert windowed.detail["keep_alive"] == "1h"

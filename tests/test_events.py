@@ -561,7 +561,9 @@ def test_from_load_outcome_describes_the_tools_own_pin() -> None:
     loaded = events[1]
     assert loaded.by_tool and loaded.detail["action"] == "pin"
     assert loaded.detail["keep_alive"] == "forever"
-    assert ev.own_actions_from(events) == [OwnAction(at(0), "tiny:latest", "pin")]
+    assert ev.own_actions_from(events) == [
+        OwnAction(at(0), "tiny:latest", "pin", unload=False, forever=True)
+    ]
 
 
 def test_from_load_outcome_for_an_update_and_a_reload() -> None:

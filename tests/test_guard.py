@@ -16,11 +16,13 @@ import pytest
 
 from conftest import Run, wait_until
 from fakeollama import FakeOllama
+from ollama_resident import why
 from ollama_resident.client import OllamaClient
 from ollama_resident.durations import KeepAlive
 from ollama_resident.events import Event
 from ollama_resident.guard import Guard, GuardTarget
 from ollama_resident.host import parse_host
+from ollama_resident.journal import Journal
 from ollama_resident.residency import LoadRequest
 from ollama_resident.watcher import Watcher
 
@@ -250,3 +252,66 @@ def test_reset_right_after_our_pin_is_blamed_on_the_client(ollama: FakeOllama):
     [lost] = [e for e in events if e.event == "keep_alive_changed" and e.reason == "pin_lost"]
     assert not lost.by_tool
     assert ("reasserted", "pin_lost") in _kinds(events, "tiny:latest")
+
+
+# -- what the journal keeps, and what `why` then tells (issue 9) -------------------------------
+
+
+def _journaled_guard(server: FakeOllama, path: Path, *models: str) -> tuple[Guard, Journal]:
+    client = OllamaClient(parse_host(server.url), timeout=5)
+    _clients.append(client)
+    journal = Journal(path)
+    watcher = Watcher(client, 0.2, server.url, journal=journal, settle_s=0.5, source="guard")
+    targets = [GuardTarget(LoadRequest(m, KeepAlive.forever())) for m in models]
+    return Guard(client, targets, watcher, interval=0.2), journal
+
+
+def _reset_pin(server: FakeOllama, model: str) -> None:
+    httpx.post(f"{server.url}/api/generate", json={"model": model, "keep_alive": "5m"})
+    server.wait_idle()
+
+
+def test_the_guards_repin_is_journaled_and_why_ends_with_it(ollama: FakeOllama, tmp_path: Path):
+    guard, journal = _journaled_guard(ollama, tmp_path / "j.jsonl", "tiny")
+    guard.check()  # loads and pins it
+    for _ in range(2):  # a client resets the pin twice; the guard re-pins it each time
+        _reset_pin(ollama, "tiny")
+        guard.check()
+    events = journal.read()
+    kinds = _kinds(events, "tiny:latest")
+    assert kinds.count(("reasserted", "pin_lost")) == 2
+    assert kinds.count(("keep_alive_changed", "pin_lost")) == 2
+    # the guard's own re-pins, as its polls saw them: none hidden as "journaled already"
+    assert kinds.count(("keep_alive_changed", "pinned")) == 2
+    assert ("restored", "not_loaded") in kinds
+    assert {e.detail.get("action") for e in events if e.by_tool} == {"guard"}
+
+    story = why.build_story("tiny", events, now=events[-1].time)
+    summaries = [i.summary for i in story.items]
+    assert summaries[0] == "re-pinned by ollama-resident guard (a request had reset the pin)"
+    assert summaries[1].startswith("the pin was reset to about 5m by a request")
+    assert summaries.count(summaries[0]) == 2  # each re-pin told once, its poll's twin merged
+    assert summaries[-1].startswith("loaded again by ollama-resident guard")
+    assert story.headline.startswith("tiny:latest: re-pinned by ollama-resident guard")
+
+
+def test_a_client_stop_is_told_as_a_stop_and_the_guards_restore_ends_the_story(
+    ollama: FakeOllama, tmp_path: Path
+):
+    guard, journal = _journaled_guard(ollama, tmp_path / "j.jsonl", "tiny")
+    guard.check()
+    httpx.post(f"{ollama.url}/api/generate", json={"model": "tiny", "keep_alive": 0})
+    wait_until(lambda: "tiny:latest" not in _ps(ollama), what="unload")
+    guard.check()  # sees it gone, loads it again, and polls once more
+    events = journal.read()
+    kinds = _kinds(events, "tiny:latest")
+    assert ("unloaded", "stopped") in kinds
+    assert ("unloaded", "reloaded") not in kinds  # same digest, loaded back by us: no reload
+    story = why.build_story("tiny", events, now=events[-1].time)
+    text = why.render_story(story)
+    assert story.items[0].summary.startswith("loaded again by ollama-resident guard")
+    assert story.items[1].summary.startswith("unloaded early, most likely stopped by a client")
+    assert "align the options" not in text
+    assert "ollama-resident guard loaded it again afterwards" in text
+    assert story.headline.startswith("tiny:latest: loaded (last seen")
+    assert "Last departure" in story.headline and "stopped by a client" in story.headline

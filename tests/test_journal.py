@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ollama_resident import journal as journal_mod
-from ollama_resident.events import Event
+from ollama_resident import why
+from ollama_resident.events import Event, own_actions_from
 from ollama_resident.journal import Journal
 from ollama_resident.residency import LoadOutcome, UnloadOutcome
 
@@ -141,7 +142,7 @@ def test_concurrent_threads_write_only_whole_lines(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from datetime import datetime, timedelta, timezone
-from ollama_resident.events import Event
+from ollama_resident.events import Event, own_actions_from
 from ollama_resident.journal import Journal
 path, who, count, cap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 j = Journal(path, max_bytes=cap, keep=2)
@@ -182,15 +183,21 @@ def test_record_outcomes_journals_the_tools_own_actions(tmp_path: Path) -> None:
     pin = LoadOutcome(requested="tiny", name="tiny:latest", status="loaded", pinned=True)
     gone = UnloadOutcome("tiny2", "tiny2:latest", "unloaded", seconds=0.01)
     problem = journal_mod.record_outcomes(
-        host=HOST, loads=[pin], unloads=[gone], action="pin", time=T0, path=path
+        host=HOST, loads=[pin], unloads=[gone], action="apply", profile="work", time=T0, path=path
     )
     assert problem is None
     events = journal_mod.read(path=path)
-    assert [(e.model, e.event, e.detail["action"]) for e in events] == [
-        ("tiny:latest", "loaded", "pin"),
-        ("tiny2:latest", "unloaded", "unload"),
+    # apply both loads and unloads: each entry names the command and its profile
+    assert [(e.model, e.event, e.detail["action"], e.detail["profile"]) for e in events] == [
+        ("tiny:latest", "loaded", "apply", "work"),
+        ("tiny2:latest", "unloaded", "apply", "work"),
     ]
     assert all(e.by_tool for e in events)
+    assert [(a.model, a.action, a.stops, a.pins) for a in own_actions_from(events)] == [
+        ("tiny:latest", "apply", False, True),
+        ("tiny2:latest", "apply", True, False),
+    ]
+    assert why.describe(events[1]) == "unloaded by ollama-resident apply work"
 
 
 def test_record_outcomes_reports_an_unwritable_journal(tmp_path: Path) -> None:

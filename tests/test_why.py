@@ -153,7 +153,15 @@ def test_the_same_unload_seen_by_watch_and_by_the_unload_command_is_told_once() 
     events = [
         started(0),
         ev(1, "tiny:latest", "loaded", None, confidence="certain", keep_alive="5m"),
-        ev(10.2, "tiny:latest", "unloaded", "stopped", confidence="likely"),
+        ev(
+            10.2,
+            "tiny:latest",
+            "unloaded",
+            "stopped",
+            confidence="likely",
+            since=ts(10.1),
+            expires_at=ts(301),
+        ),
         ev(
             10.3,
             "tiny:latest",
@@ -355,11 +363,17 @@ def test_describe(e: Event, expected: str) -> None:
     [
         (
             ev(0, "m", "restored", "evicted", keep_alive="forever", context_length=512),
-            "loaded again by the guard (another model had evicted it): pinned forever, context 512",
+            "loaded again by ollama-resident guard (another model had evicted it): pinned "
+            "forever, context 512",
         ),
         (
             ev(0, "m", "reasserted", "pin_lost", keep_alive="forever"),
-            "keep-alive set back by the guard (the pin was lost): pinned forever",
+            "re-pinned by ollama-resident guard (a request had reset the pin)",
+        ),
+        (
+            ev(0, "m", "reasserted", "window_changed", keep_alive="1h"),
+            "keep-alive set back to 1h by ollama-resident guard (a request had changed its "
+            "keep-alive)",
         ),
         (
             ev(0, "m", "restore_failed", "evicted", error="out of memory", retry_in_s=30.0),

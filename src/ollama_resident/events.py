@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_MAX_LOADED",
     "DEFAULT_SETTLE_S",
     "EVENT_KINDS",
+    "OWN_ACTIONS",
     "SCHEMA_VERSION",
     "SKEW_S",
     "TOOL",
@@ -101,7 +102,10 @@ EVENT_KINDS = (
 )
 
 Confidence = Literal["certain", "likely", "guess"]
-OwnActionKind = Literal["preload", "pin", "unload"]
+OwnActionKind = Literal["preload", "pin", "apply", "guard", "unload"]
+"""The command that acted: ``preload``, ``pin``, ``apply`` (a profile), ``guard``, ``unload``."""
+
+OWN_ACTIONS: tuple[str, ...] = ("preload", "pin", "apply", "guard", "unload")
 
 
 def format_time(t: datetime) -> str:
@@ -169,11 +173,30 @@ class Event:
 
 @dataclass(frozen=True)
 class OwnAction:
-    """Something this tool did: a preload, a pin or an unload of ``model`` at ``time``."""
+    """Something this tool did to ``model`` at ``time``, and which command did it.
+
+    ``unload`` is True for a stop (``unload``, or ``apply`` making room); otherwise it
+    loaded the model or set its keep-alive. ``forever`` says whether that load pinned it
+    (None: not known, then a ``pin`` is taken as forever). A forever pin can explain a
+    ``pinned`` change but never a lost pin or a shorter window.
+    """
 
     time: datetime
     model: str
     action: OwnActionKind
+    unload: bool = False
+    forever: bool | None = None
+
+    @property
+    def stops(self) -> bool:
+        return self.unload or self.action == "unload"
+
+    @property
+    def pins(self) -> bool:
+        """It set keep-alive forever."""
+        return not self.stops and (
+            self.forever if self.forever is not None else self.action == "pin"
+        )
 
 
 # -- keep-alive windows --------------------------------------------------------------------
@@ -420,11 +443,20 @@ class _Diff:
             )
         )
 
-    def own(self, name: str, kinds: Iterable[str]) -> OwnAction | None:
-        kinds = set(kinds)
+    def own(self, name: str, what: Literal["load", "unload", "window"]) -> OwnAction | None:
+        """This tool's latest action on ``name`` since the previous poll that can explain
+        a change: a ``load`` (any load or keep-alive change), an ``unload``, or a
+        ``window`` (a load that set a finite keep-alive: the only kind that can shorten one).
+        """
         floor = (self.since or self.at) - timedelta(seconds=OWN_SLACK_S)
         for action in reversed(self.own_actions):
-            if action.action in kinds and action.time >= floor and names_match(action.model, name):
+            if action.time < floor or not names_match(action.model, name):
+                continue
+            if what == "unload" and action.stops:
+                return action
+            if what == "load" and not action.stops:
+                return action
+            if what == "window" and not action.stops and not action.pins:
                 return action
         return None
 
@@ -545,7 +577,7 @@ class _Diff:
             window = None
         if self.memory is not None and window is not None:
             self.memory.windows[m.name] = window
-        mine = self.own(m.name, ("preload", "pin")) if reason != "already_loaded" else None
+        mine = self.own(m.name, "load") if reason != "already_loaded" else None
         self.emit(
             m.name,
             "loaded",
@@ -560,9 +592,33 @@ class _Diff:
             self._busy(m, reason="past_deadline", confidence="likely")
 
     def _came_back(self, pend: _Pending, m: RunningModel) -> None:
-        """A model that vanished early and is listed again: a reload (or stop + load)."""
+        """A model that vanished early and is listed again: a reload, or a stop and a load.
+
+        Loaded again by this tool (a guard restoring it, a pin): it was not reloaded, it
+        went (for the reason it would have settled on: most often a stop) and we loaded it.
+        Otherwise, with other load options visible (context, digest, size) it is a reload;
+        with none it may be either (a reload for options /api/ps does not show, or a stop
+        followed by another client's load), so only a guess.
+        """
         old = pend.model
         changes = _load_changes(old, m)
+        mine = self.own(m.name, "load")
+        if mine is not None and mine.time >= pend.since - timedelta(seconds=OWN_SLACK_S):
+            reason, confidence, extra = pend.fallback
+            self.emit(
+                old.name,
+                "unloaded",
+                reason,
+                confidence,
+                time=pend.seen_gone,
+                since=format_time(pend.since),
+                loaded_again_by=mine.action,
+                **extra,
+                **_window_detail(pend.window),
+                **_model_facts(old),
+            )
+            self._loaded(m, reason=None)
+            return
         new_window = (
             Window.pinned()
             if _pinned(m, self.at)
@@ -601,9 +657,11 @@ class _Diff:
         facts = {**_window_detail(window), **_model_facts(m)}
         new_names = [n.name for n in newcomers]
 
-        mine = self.own(m.name, ("unload",))
+        mine = self.own(m.name, "unload")
         if mine is not None:
-            self.emit(m.name, "unloaded", "stopped", "certain", by=TOOL, action="unload", **facts)
+            self.emit(
+                m.name, "unloaded", "stopped", "certain", by=TOOL, action=mine.action, **facts
+            )
             return
         if stop_raw is not None:
             self.emit(
@@ -806,14 +864,14 @@ class _Diff:
         if moved_earlier and near_now and _secs(new.expires_at, since) >= -SKEW_S - BUSY_GRACE_S:
             if mem is not None:
                 mem.stopping[new.name] = new.expires_at_raw
-            mine = self.own(new.name, ("unload",))
+            mine = self.own(new.name, "unload")
             self.emit(
                 new.name,
                 "busy",
                 "stopping",
                 "certain",
                 by=TOOL if mine else None,
-                action="unload" if mine else None,
+                action=mine.action if mine else None,
                 stopped_at=new.expires_at_raw,
                 previous_deadline=old.expires_at_raw,
             )
@@ -841,7 +899,7 @@ class _Diff:
             reason = "window_changed"
         # A pin (forever) can only have pinned it; a lost pin or another window can only
         # come from a preload with a window (`pin --for` is journaled as a preload).
-        mine = self.own(new.name, ("pin", "preload") if reason == "pinned" else ("preload",))
+        mine = self.own(new.name, "load" if reason == "pinned" else "window")
         self.emit(
             new.name,
             "keep_alive_changed",
@@ -869,7 +927,7 @@ class _Diff:
             )
         )
         certain = "context_length" in changes or "digest" in changes
-        mine = self.own(new.name, ("pin", "preload"))
+        mine = self.own(new.name, "load")
         self.emit(
             old.name,
             "unloaded",
@@ -1012,14 +1070,20 @@ def recording_event(kind: str, *, host: str, time: datetime, **detail: Any) -> E
 
 
 def from_load_outcome(
-    outcome: Any, *, host: str, time: datetime, action: OwnActionKind = "preload"
+    outcome: Any,
+    *,
+    host: str,
+    time: datetime,
+    action: OwnActionKind = "preload",
+    profile: str | None = None,
 ) -> list[Event]:
-    """Events for one :class:`~ollama_resident.residency.LoadOutcome` of ``preload``/``pin``.
+    """Events for one :class:`~ollama_resident.residency.LoadOutcome` of a load command.
 
     A load -> ``loaded``; a changed keep-alive -> ``keep_alive_changed``; a reload ->
     ``unloaded``/``reloaded`` then ``loaded``; each model the load evicted ->
     ``unloaded``/``evicted`` naming this one. Unchanged, failed and cancelled outcomes
-    give nothing. Every event says ``by: ollama-resident`` and the ``action``.
+    give nothing. Every event says ``by: ollama-resident``, the ``action`` (the command:
+    ``preload``, ``pin``, ``apply``, ``guard``) and, for ``apply``, the ``profile``.
     """
     status = getattr(outcome, "status", None)
     name = str(getattr(outcome, "name", "") or getattr(outcome, "requested", ""))
@@ -1032,6 +1096,8 @@ def from_load_outcome(
         "by": TOOL,
         "action": action,
     }
+    if profile is not None:
+        common["profile"] = profile
     facts = {
         "keep_alive": "forever" if pinned else keep_alive,
         "context_length": getattr(outcome, "context_length", None),
@@ -1055,6 +1121,7 @@ def from_load_outcome(
                     "by_models": [name],
                     "cause": "load_by_tool",
                     "action": action,
+                    **({"profile": profile} if profile is not None else {}),
                     "seen_by": TOOL,
                 },
             )
@@ -1097,15 +1164,25 @@ def from_load_outcome(
     return out
 
 
-def from_unload_outcome(outcome: Any, *, host: str, time: datetime) -> list[Event]:
-    """Events for one :class:`~ollama_resident.residency.UnloadOutcome` of ``unload``.
+def from_unload_outcome(
+    outcome: Any,
+    *,
+    host: str,
+    time: datetime,
+    action: OwnActionKind = "unload",
+    profile: str | None = None,
+) -> list[Event]:
+    """Events for one :class:`~ollama_resident.residency.UnloadOutcome` of ``unload``
+    (or of ``apply``, which unloads what its profile leaves out).
 
     ``unloaded`` -> ``unloaded``/``stopped`` by this tool; ``pending`` (a request still
     runs on it) -> ``busy``/``stopping``; not loaded or failed -> nothing.
     """
     status = getattr(outcome, "status", None)
     name = str(getattr(outcome, "name", "") or getattr(outcome, "requested", ""))
-    common = {"confidence": "certain", "by": TOOL, "action": "unload"}
+    common: dict[str, Any] = {"confidence": "certain", "by": TOOL, "action": action}
+    if profile is not None:
+        common["profile"] = profile
     if status == "unloaded":
         seconds = getattr(outcome, "seconds", None)
         detail = {**common, **({"unload_seconds": seconds} if seconds is not None else {})}
@@ -1116,12 +1193,22 @@ def from_unload_outcome(outcome: Any, *, host: str, time: datetime) -> list[Even
 
 
 def own_actions_from(events: Iterable[Event]) -> list[OwnAction]:
-    """This tool's own actions, as recorded in the journal by its commands."""
+    """This tool's own actions, as recorded in the journal by its commands.
+
+    A stop is an ``unloaded``/``stopped`` or ``busy``/``stopping`` entry; any other entry
+    by the tool is a load or a keep-alive change, pinned forever when its keep-alive (or
+    ``after``) says so. A model that a load evicted (``cause: load_by_tool``) is not an
+    action on that model.
+    """
     out: list[OwnAction] = []
     for e in events:
         action = e.detail.get("action")
-        if e.model and e.by_tool and action in ("preload", "pin", "unload"):
-            out.append(OwnAction(e.time, e.model, cast(OwnActionKind, action)))
+        if not e.model or not e.by_tool or action not in OWN_ACTIONS:
+            continue
+        stops = (e.event, e.reason) in (("unloaded", "stopped"), ("busy", "stopping"))
+        kept = e.detail.get("keep_alive", e.detail.get("after"))
+        forever = None if stops or not isinstance(kept, str) else kept == "forever"
+        out.append(OwnAction(e.time, e.model, cast(OwnActionKind, action), stops, forever))
     return out
 
 

@@ -114,6 +114,9 @@ class Guard:
 
     def _emit(self, out: list[ev.Event]) -> None:
         if out:
+            # The guard's own actions go to the journal too (the polls' events already
+            # have), so that `why` tells "re-pinned by the guard", not the reset it undid.
+            self.watcher.record([e for e in out if e.event in GUARD_EVENTS])
             self.on_events(out)
 
     def _gone_reason(self, target: GuardTarget, observed: Sequence[ev.Event]) -> str:
@@ -163,8 +166,10 @@ class Guard:
         started = datetime.now(timezone.utc)
         for target, _action, _reason in by_key.values():
             wanted = target.request.keep_alive
-            kind: ev.OwnActionKind = "pin" if wanted and wanted.kind == "forever" else "preload"
-            self.watcher.note_action(ev.OwnAction(started, target.key, kind))
+            forever = None if wanted is None else wanted.kind == "forever"
+            self.watcher.note_action(
+                ev.OwnAction(started, target.key, "guard", unload=False, forever=forever)
+            )
         try:
             outcomes = load_models(self.client, requests)
         except (ServerUnreachable, RequestTimeout):
@@ -207,7 +212,7 @@ class Guard:
                 "load_seconds": outcome.seconds,
                 "status": outcome.status,
                 "by": ev.TOOL,
-                "action": "pin",
+                "action": "guard",
                 "confidence": "certain",
             }
             if reason != "adopt":

@@ -254,20 +254,26 @@ def record_outcomes(
     loads: Iterable[Any] = (),
     unloads: Iterable[Any] = (),
     action: OwnActionKind = "preload",
+    profile: str | None = None,
     time: datetime | None = None,
     path: Path | str | None = None,
 ) -> str | None:
-    """Journal what ``preload``/``pin`` (``loads``, LoadOutcomes) or ``unload``
-    (``unloads``, UnloadOutcomes) did, so ``why`` and a running ``watch`` know it was
-    this tool. Never raises for the journal's sake: returns None when written (or there
-    was nothing to write), else a one-line reason for a warning.
+    """Journal what a command did (``loads``, LoadOutcomes; ``unloads``, UnloadOutcomes),
+    so ``why`` and a running ``watch`` know it was this tool and which command:
+    ``action`` is ``preload``, ``pin``, ``apply`` (with its ``profile``) or ``unload``.
+    Never raises for the journal's sake: returns None when written (or there was
+    nothing to write), else a one-line reason for a warning.
     """
     when = time or datetime.now(timezone.utc)
     events: list[Event] = []
     for outcome in loads:
-        events.extend(from_load_outcome(outcome, host=host, time=when, action=action))
+        events.extend(
+            from_load_outcome(outcome, host=host, time=when, action=action, profile=profile)
+        )
     for outcome in unloads:
-        events.extend(from_unload_outcome(outcome, host=host, time=when))
+        events.extend(
+            from_unload_outcome(outcome, host=host, time=when, action=action, profile=profile)
+        )
     if not events:
         return None
     journal = Journal(path)

@@ -6,10 +6,11 @@ version when it answers again), classifies every change with :func:`events.diff`
 appends the events to the journal. What to show is the caller's business
 (``on_events``).
 
-It also reads what the tool's own commands (``preload``, ``pin``, ``unload`` in other
-processes) append to the journal, so that their unloads read as "stopped by
-ollama-resident" rather than "stopped by some client". An in-process caller (``guard``)
-reports its actions with :meth:`Watcher.note_action`.
+It also reads what the tool's own commands (``preload``, ``pin``, ``apply``, ``unload``,
+another ``guard``, in other processes) append to the journal, so that their unloads read
+as "stopped by ollama-resident unload" rather than "stopped by some client". An in-process
+caller (``guard``) reports its actions with :meth:`Watcher.note_action` and journals its
+own events with :meth:`Watcher.record`.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class Watcher:
         self._started = False
         self._stopped = False
         self._own: deque[ev.OwnAction] = deque(maxlen=256)
-        self._own_from_journal: deque[ev.OwnAction] = deque(maxlen=256)
+        self._commands: deque[ev.Event] = deque(maxlen=256)  # other processes' own actions
+        self._written: deque[tuple[str, str | None, str, str | None]] = deque(maxlen=1024)
         self._journal_offset = journal.size() if journal is not None else 0
 
     # -- inputs ------------------------------------------------------------------------------
@@ -101,17 +103,27 @@ class Watcher:
         """Tell the watcher about something this process did (a guard's re-pin)."""
         self._own.append(action)
 
+    def record(self, events: list[ev.Event]) -> None:
+        """Journal events this process made besides the polls' (a guard's own actions)."""
+        self._emit(list(events))
+
     def _own_actions(self, now: datetime) -> Sequence[ev.OwnAction]:
         if self.journal is not None:
             try:
                 new, self._journal_offset = self.journal.read_from(self._journal_offset)
             except OSError:
                 new = []
-            for action in ev.own_actions_from(e for e in new if e.host == self.host):
+            # What this process wrote itself comes back here too: it is no other
+            # command's action (else our own "loaded by guard" would hide the next ones).
+            written = set(self._written)
+            theirs = [e for e in new if e.host == self.host and _key(e) not in written]
+            for action in ev.own_actions_from(theirs):
                 self._own.append(action)
-                self._own_from_journal.append(action)
+            self._commands.extend(e for e in theirs if e.by_tool and e.model)
         while self._own and now - self._own[0].time > _OWN_ACTION_TTL:
             self._own.popleft()
+        while self._commands and now - self._commands[0].time > _OWN_ACTION_TTL:
+            self._commands.popleft()
         return tuple(self._own)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -245,14 +257,19 @@ class Watcher:
     # -- output ------------------------------------------------------------------------------
 
     def _journaled_by_command(self, e: ev.Event) -> bool:
-        """An event the tool's own command (preload, pin, unload) has journaled already."""
+        """The same fact the command that caused it (``pin``, ``unload``, ``apply`` in
+        another process) has journaled already: same model, event, reason and command,
+        recorded within one poll interval (plus slack) of it. Anything else is new.
+        """
         if not e.by_tool or e.model is None:
             return False
+        window = max(self.interval, 1.0) + ev.OWN_SLACK_S
         return any(
-            a.model == e.model
-            and a.action == e.detail.get("action")
-            and abs((e.time - a.time).total_seconds()) <= _OWN_ACTION_TTL.total_seconds()
-            for a in self._own_from_journal
+            c.model == e.model
+            and (c.event, c.reason) == (e.event, e.reason)
+            and c.detail.get("action") == e.detail.get("action")
+            and abs((e.time - c.time).total_seconds()) <= window
+            for c in self._commands
         )
 
     def _emit(self, out: list[ev.Event]) -> list[ev.Event]:
@@ -261,9 +278,15 @@ class Watcher:
         self.recent.extend(out)
         if self.journal is not None:
             to_write = [e for e in out if not self._journaled_by_command(e)]
+            self._written.extend(_key(e) for e in to_write)
             try:
                 self.journal.record(to_write)
                 self.journal_error = None
             except OSError as exc:
                 self.journal_error = f"cannot write the journal {self.journal.path}: {exc}"
         return out
+
+
+def _key(e: ev.Event) -> tuple[str, str | None, str, str | None]:
+    """What tells one journal line from another as it is read back (times are to the ms)."""
+    return (ev.format_time(e.time), e.model, e.event, e.reason)

@@ -65,11 +65,16 @@ def _seconds_text(seconds: Any) -> str:
     return format_window(round(seconds)) if seconds >= 60 else f"{round(seconds)}s"
 
 
-def _by(e: Event) -> str:
-    if not e.by_tool:
-        return ""
+def _command(e: Event) -> str:
+    """The command that acted, as typed: ``ollama-resident apply work``, ``... guard``."""
     action = _d(e, "action")
-    return f" by {TOOL}" + (f" {action}" if action else "")
+    profile = _d(e, "profile")
+    text = TOOL + (f" {action}" if action else "")
+    return text + (f" {profile}" if action == "apply" and isinstance(profile, str) else "")
+
+
+def _by(e: Event) -> str:
+    return f" by {_command(e)}" if e.by_tool else ""
 
 
 def _suffix(e: Event) -> str:
@@ -168,7 +173,7 @@ _GONE_WORDS = {
     "evicted": "another model had evicted it",
     "reloaded": "a reload had replaced it",
     "server_restart": "the server had restarted",
-    "went_early": "it had gone early",
+    "went_early": "it had gone before its deadline",
     "not_loaded": "it was not loaded",
 }
 
@@ -180,12 +185,15 @@ def _describe_guard(e: Event, facts: str) -> str | None:
     again = f"; retrying in {_seconds_text(retry)}" if isinstance(retry, (int, float)) else ""
     if kind == "restored":
         why_gone = _GONE_WORDS.get(reason or "", reason or "it was gone")
-        return f"loaded again by the guard ({why_gone})" + (f": {facts}" if facts else "")
+        return f"loaded again by {TOOL} guard ({why_gone})" + (f": {facts}" if facts else "")
     if kind == "reasserted":
-        what = {"pin_lost": "the pin was lost", "window_changed": "its keep-alive changed"}.get(
-            reason or "", reason or "it drifted"
-        )
-        return f"keep-alive set back by the guard ({what})" + (f": {facts}" if facts else "")
+        what = {
+            "pin_lost": "a request had reset the pin",
+            "window_changed": "a request had changed its keep-alive",
+        }.get(reason or "", reason or "it drifted")
+        ka = _d(e, "keep_alive")
+        done = "re-pinned" if ka == "forever" else f"keep-alive set back to {ka or '?'}"
+        return f"{done} by {TOOL} guard ({what})"
     if kind == "restore_failed":
         return f"the guard could not load it again: {_d(e, 'error', 'load failed')}{again}"
     if kind == "conflict":
@@ -205,7 +213,7 @@ def _describe_unload(e: Event) -> str:
         return f"unloaded: its keep-alive{window} ran out while it was idle" + _suffix(e)
     if reason == "stopped":
         if e.by_tool:
-            return f"unloaded by {TOOL} unload"
+            return f"unloaded by {_command(e)}"
         if e.confidence == "certain":
             return "unloaded: stopped by an explicit unload (keep_alive 0 or `ollama stop`)"
         return "unloaded early, most likely stopped by a client (keep_alive 0 or `ollama stop`)" + (
@@ -293,6 +301,12 @@ def evidence(e: Event, *, tz: tzinfo | None = None) -> list[str]:
                 "ended; only a stop or an eviction ends a model that way"
             )
         else:
+            again = _d(e, "loaded_again_by")
+            if again:
+                out.append(
+                    f"{TOOL} {again} loaded it again afterwards with the same options: the "
+                    "load was ours, the departure was not"
+                )
             early = _d(e, "early_by_s")
             known_ka = ka if ka and ka != "unknown" else None
             if isinstance(early, (int, float)) and early > 0:
@@ -320,10 +334,19 @@ def evidence(e: Event, *, tz: tzinfo | None = None) -> list[str]:
         gone = _d(e, "gone_for_s")
         if gone is not None:
             out.append(f"it was gone for {_seconds_text(gone)} and came back")
-        out.append(
-            "Ollama reloads a model when a request asks for other load options (num_ctx, "
-            "num_batch, num_gpu, ...); align the options your clients send"
-        )
+        if e.by_tool:
+            out.append(f"{_command(e)} loaded it with other options than it was running with")
+        elif changes and e.confidence != "guess":
+            out.append(
+                "Ollama reloads a model when a request asks for other load options (num_ctx, "
+                "num_batch, num_gpu, ...); align the options your clients send"
+            )
+        else:
+            out.append(
+                "it came back with the same digest, context and size: a reload for options "
+                "/api/ps does not show (num_batch, num_thread, ...), or a stop followed by "
+                "another request that loaded it again"
+            )
         before, after = _d(e, "keep_alive_before"), _d(e, "keep_alive_after")
         if _d(e, "pin_lost"):
             out.append(
@@ -394,7 +417,7 @@ def _eviction_evidence(e: Event, interval: str) -> list[str]:
         out.append("an explicit unload by a client looks the same")
         return out
     if cause == "load_by_tool":
-        out.append(f"{_names(_d(e, 'by_models'))} was loaded by {TOOL} and this one went")
+        out.append(f"{_names(_d(e, 'by_models'))} was loaded by {_command(e)} and this one went")
         return out
     if count is not None:
         head = f"{count} model{'s' if count != 1 else ''} were resident"
@@ -683,11 +706,50 @@ class Story:
         )
 
 
+# A guard's own action and the change a poll then saw it make: one fact.
+_GUARD_TWINS = {("restored", "loaded"), ("reasserted", "keep_alive_changed")}
+# Facts a poll reads from /api/ps: two records that differ in one are two happenings.
+_OBSERVED_FACTS = ("expires_at", "previous_expires_at", "stopped_at", "changes", "digest")
+
+
+_GUARD_ACTIONS = ("restored", "reasserted", "restore_failed", "conflict", "recovered")
+
+
+def _observed(e: Event) -> bool:
+    """Recorded by a poll (``watch``, ``guard``), not by the command that acted."""
+    if e.event in _GUARD_ACTIONS:
+        return False
+    return "since" in e.detail or "expires_at" in e.detail
+
+
+def _twins(a: Event, b: Event) -> bool:
+    """Whether ``a`` and ``b`` (same model, a few seconds apart) tell the same happening.
+
+    Two recorders see one change (a ``watch`` and a ``guard``; a ``watch`` and the
+    ``unload`` that caused it); a guard's ``restored``/``reasserted`` and the load or
+    re-pin its poll then saw. Two entries of one recorder are two happenings (a reload
+    loop), and so are two whose /api/ps facts differ (another deadline, other changes).
+    """
+    if (a.event, b.event) in _GUARD_TWINS or (b.event, a.event) in _GUARD_TWINS:
+        other = b if a.event in ("restored", "reasserted") else a
+        return other.by_tool and other.detail.get("action") == "guard"
+    if (a.event, a.reason) != (b.event, b.reason):
+        return False
+    if not _observed(a) and not _observed(b):
+        return False  # two commands' entries: two actions
+    return all(
+        a.detail[key] == b.detail[key]
+        for key in _OBSERVED_FACTS
+        if key in a.detail and key in b.detail
+    )
+
+
 def _merge_duplicates(events: Sequence[Event]) -> list[Event]:
     """The same fact recorded twice (a watch and the command that caused it): keep one.
 
-    Same model, event and reason within a few seconds; the surer one wins and takes the
-    other's ``by``/``action``.
+    Same model, a few seconds apart, and :func:`_twins`; the surer one wins and takes the
+    other's ``by``/``action``. A guard's own event wins over its poll's twin (it says why)
+    and takes the facts the poll read.
     """
     kept: list[Event] = []
     for e in events:
@@ -697,18 +759,25 @@ def _merge_duplicates(events: Sequence[Event]) -> list[Event]:
                 k = kept[i]
                 if (e.time - k.time).total_seconds() > _DEDUPE_S:
                     break
-                if (k.model, k.event, k.reason) == (e.model, e.event, e.reason):
+                if k.model == e.model and _twins(k, e):
                     twin = i
                     break
         if twin is None:
             kept.append(e)
             continue
         a, b = kept[twin], e
+        if a.event != b.event:
+            guard, seen = (a, b) if a.event in ("restored", "reasserted") else (b, a)
+            detail = {**seen.detail, **guard.detail}
+            kept[twin] = Event(
+                min(a.time, b.time), guard.host, guard.model, guard.event, guard.reason, detail
+            )
+            continue
         rank_a = _CONFIDENCE_RANK.get(a.confidence or "", 1)
         rank_b = _CONFIDENCE_RANK.get(b.confidence or "", 1)
         best, other = (a, b) if (rank_a, len(a.detail)) >= (rank_b, len(b.detail)) else (b, a)
         detail = dict(best.detail)
-        for key in ("by", "action"):
+        for key in ("by", "action", "profile"):
             if key in other.detail and key not in detail:
                 detail[key] = other.detail[key]
         kept[twin] = Event(best.time, best.host, best.model, best.event, best.reason, detail)

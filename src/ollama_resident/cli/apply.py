@@ -283,13 +283,13 @@ def apply(
 
         if plan.unload_names():
             unloaded = unload_models(client, plan.unload_names(), snapshot=snapshot)
-            _journal_outcomes(out, where, unloads=unloaded, action="unload")
+            _journal_outcomes(out, where, unloads=unloaded, action="apply", profile=profile.name)
             for u in unloaded:
                 report_unload(out, u)
         requests = plan.load_requests()
         if requests:
             try:
-                loaded = load_reported(out, client, requests, action="preload")
+                loaded = load_reported(out, client, requests, action="apply", profile=profile.name)
             except LoadCancelled as cancelled:
                 loaded = cancelled.done
                 if json_output:

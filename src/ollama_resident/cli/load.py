@@ -140,6 +140,7 @@ def _journal_outcomes(
     loads: Sequence[LoadOutcome] = (),
     unloads: Sequence[UnloadOutcome] = (),
     action: str,
+    profile: str | None = None,
 ) -> None:
     """Tell the journal what this command did, so `watch` and `why` know it was us."""
     changed = any(r.status in ("loaded", "updated", "reloaded") for r in loads) or any(
@@ -154,6 +155,7 @@ def _journal_outcomes(
         loads=loads,
         unloads=unloads,
         action=action,  # type: ignore[arg-type]
+        profile=profile,
     )
     if problem:
         out.warn(problem)
@@ -192,7 +194,12 @@ def _run_loads(
 
 
 def load_reported(
-    out: Output, client: OllamaClient, requests: Sequence[LoadRequest], *, action: str
+    out: Output,
+    client: OllamaClient,
+    requests: Sequence[LoadRequest],
+    *,
+    action: str,
+    profile: str | None = None,
 ) -> list[LoadOutcome]:
     """Load with a spinner per model, a line per result, and the journal told.
 
@@ -216,11 +223,13 @@ def load_reported(
             )
         except LoadCancelled as cancelled:
             progress.stop()
-            _journal_outcomes(out, client.display_url, loads=cancelled.done, action=action)
+            _journal_outcomes(
+                out, client.display_url, loads=cancelled.done, action=action, profile=profile
+            )
             if cancelled.current:
                 out.warn(f"cancelled while loading {cancelled.current}; Ollama aborts that load")
             raise
-    _journal_outcomes(out, client.display_url, loads=results, action=action)
+    _journal_outcomes(out, client.display_url, loads=results, action=action, profile=profile)
     return results
 
 
@@ -409,9 +418,9 @@ def pin(
         wait=wait,
         json_output=json_output,
         quiet=quiet,
-        # A pin with a window is journaled as a preload: it can shorten a window, a
-        # forever pin cannot (events.py attributes changes by this).
-        action="pin" if ka.kind == "forever" else "preload",
+        # The journal says pin either way; its keep-alive says whether it was forever
+        # (a forever pin never explains a shorter window: events.OwnAction.pins).
+        action="pin",
         profile_host=profile_host,
     )
 
