@@ -153,6 +153,38 @@ def test_expires_at_moved_back_to_the_stop_moment_is_a_stop(skew: float) -> None
     assert not mem.pending
 
 
+@pytest.mark.parametrize("skew", SKEWS)
+def test_a_second_stop_of_a_busy_pinned_model_is_still_the_stop(skew: float) -> None:
+    """Pinned and generating; `keep_alive: 0` twice, 2 s apart; the request ends later."""
+    mem = Memory(settle_s=10)
+    s0 = snap(0.0, pinned("tiny:latest", -60, skew))
+    s1 = snap(1.0, model("tiny:latest", server_time(0.9, skew)))  # stop 1 at 0.9
+    s2 = snap(3.0, model("tiny:latest", server_time(2.9, skew)))  # stop 2: moved *later*
+    s3 = snap(5.0, model("tiny:latest", server_time(2.9, skew)))  # 2 s past it, still busy
+    s4 = snap(6.0)  # its request ended: gone
+    out = []
+    for prev, curr in ((s0, s1), (s1, s2), (s2, s3), (s3, s4)):
+        out += diff(prev, curr, host=HOST, memory=mem)
+    assert kinds(out) == [
+        ("tiny:latest", "busy", "stopping"),
+        ("tiny:latest", "unloaded", "stopped"),
+    ]
+    gone = one(out, "unloaded")
+    assert gone.confidence == "certain"
+    assert gone.detail["stopped_at"] == server_time(2.9, skew)
+
+
+@pytest.mark.parametrize("skew", SKEWS)
+def test_a_stop_of_a_model_busy_past_its_deadline_moves_expires_at_later(skew: float) -> None:
+    mem = Memory(settle_s=10)
+    s0 = snap(0.0, model("tiny:latest", server_time(-5, skew)))  # busy, 5 s past its deadline
+    s1 = snap(1.0, model("tiny:latest", server_time(0.95, skew)))  # stopped at 0.95
+    out = diff(s0, s1, host=HOST, memory=mem)
+    assert kinds(out) == [("tiny:latest", "busy", "stopping")]
+    out = diff(s1, snap(2.0), host=HOST, memory=mem)
+    assert (one(out, "unloaded").reason, one(out, "unloaded").confidence) == ("stopped", "certain")
+
+
 def test_gone_early_while_idle_with_nothing_new_is_likely_a_stop() -> None:
     prev = snap(0.0, model("tiny:latest", server_time(200, 0)))
     e = one(diff(prev, snap(1.0), host=HOST), "unloaded")

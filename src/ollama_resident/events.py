@@ -854,16 +854,27 @@ class _Diff:
             self._offload(old, new)
         if old.expires_at is None or new.expires_at is None:
             return
+        stopping = mem is not None and new.name in mem.stopping
         if new.expires_at_raw == old.expires_at_raw:
-            if _overdue(new, at) and not _overdue(old, since):
+            # A model being stopped is listed past its stop moment until its request ends:
+            # that is the stop, not a request outliving its keep-alive.
+            if _overdue(new, at) and not _overdue(old, since) and not stopping:
                 self._busy(new, reason="past_deadline", confidence="certain")
             return
         # expires_at moved: a stop (to the stop moment), or a request ended (a renewal).
+        # A stop sets it to "now" (Go expireRunner); from a later deadline that is a move
+        # earlier, from a deadline already past (a busy model, or a second stop of one
+        # still stopping) it is a move later, but never a keep-alive window: a request that
+        # ends sets "now + keep-alive", and keep-alive 0 unloads at once.
         moved_earlier = _secs(old.expires_at, new.expires_at) > SKEW_S
+        was_past = _secs(since, old.expires_at) > SKEW_S
         near_now = _secs(new.expires_at, at) <= SKEW_S
-        if moved_earlier and near_now and _secs(new.expires_at, since) >= -SKEW_S - BUSY_GRACE_S:
+        after_prev = _secs(new.expires_at, since) >= -SKEW_S - BUSY_GRACE_S
+        if near_now and after_prev and (moved_earlier or was_past or stopping):
             if mem is not None:
                 mem.stopping[new.name] = new.expires_at_raw
+            if stopping:
+                return  # stopped again while still stopping: nothing new to tell
             mine = self.own(new.name, "unload")
             self.emit(
                 new.name,

@@ -1,0 +1,127 @@
+"""``why`` tells the truth about sequences the journal sees (issue 9, item 6).
+
+Each test drives the fake Ollama the way other clients would, records with a real
+:class:`Watcher` into a real journal (polled by the test, so nothing depends on timing), and
+asserts what ``why`` then says.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import generate_in_background, wait_busy, wait_until
+from fakeollama import FakeOllama
+from ollama_resident import why
+from ollama_resident.client import OllamaClient
+from ollama_resident.events import Event
+from ollama_resident.host import parse_host
+from ollama_resident.journal import Journal
+from ollama_resident.watcher import Watcher
+
+
+class Recorder:
+    """A watch recording into a journal; the test decides when it polls."""
+
+    def __init__(self, server: FakeOllama, path: Path, *, settle_s: float = 0.5) -> None:
+        self.client = OllamaClient(parse_host(server.url), timeout=10)
+        self.journal = Journal(path)
+        self.watcher = Watcher(
+            self.client, 0.1, self.client.display_url, journal=self.journal, settle_s=settle_s
+        )
+        self.events: list[Event] = []
+
+    def poll(self) -> list[Event]:
+        new = self.watcher.poll_once()
+        self.events.extend(new)
+        return new
+
+    def poll_until(self, match: Callable[[Event], bool], what: str, timeout: float = 10) -> Event:
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.poll():
+                if match(e):
+                    return e
+            assert time.monotonic() < deadline, f"{what}: not seen in {self.kinds()}"
+            time.sleep(0.02)
+
+    def kinds(self, model: str | None = None) -> list[tuple[Any, ...]]:
+        return [
+            (e.event, e.reason)
+            for e in self.events
+            if e.model is not None and (model is None or e.model == model)
+        ]
+
+    def story(self, model: str) -> why.Story:
+        self.events.extend(self.watcher.stop())
+        recorded = self.journal.read()
+        return why.build_story(model, recorded, now=recorded[-1].time)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@pytest.fixture
+def recorder(ollama: FakeOllama, tmp_path: Path) -> Iterator[Recorder]:
+    r = Recorder(ollama, tmp_path / "journal.jsonl")
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def _post(server: FakeOllama, path: str, **body: Any) -> None:
+    httpx.post(f"{server.url}{path}", json=body, timeout=10).raise_for_status()
+
+
+def _is(model: str, event: str, reason: str | None = None) -> Callable[[Event], bool]:
+    return lambda e: (
+        e.model == model and e.event == event and (reason is None or e.reason == reason)
+    )
+
+
+# -- a busy model stopped twice ------------------------------------------------------------
+
+
+def test_a_busy_pinned_model_stopped_twice_is_stopping_then_stopped(
+    ollama: FakeOllama, recorder: Recorder
+) -> None:
+    ollama.preload("tiny", -1)
+    recorder.poll()
+    ollama.token_delay = 0.05  # a long generation; released below
+    worker = generate_in_background(ollama, "tiny", tokens=4000)
+    wait_busy(ollama, "tiny:latest")
+    _post(ollama, "/api/generate", model="tiny", keep_alive=0)  # stop 1
+    recorder.poll_until(_is("tiny:latest", "busy", "stopping"), "the first stop")
+    _post(ollama, "/api/generate", model="tiny", keep_alive=0)  # stop 2, the model still busy
+    [runner] = ollama.loaded()
+    second_stop = runner["expires_at"]
+    # Poll on until the second stop moment is well past (a busy model's grace), as a
+    # watch would while the request runs on.
+    wait_until(
+        lambda: bool(recorder.poll() or True) and time.time_ns() - second_stop > 1.5e9,
+        timeout=10,
+        what="polls past the second stop",
+    )
+    ollama.token_delay = 0.0  # release the generation: the model goes when it ends
+    recorder.poll_until(_is("tiny:latest", "unloaded"), "the unload")
+    worker.join(timeout=10)
+
+    assert recorder.kinds("tiny:latest") == [
+        ("loaded", "already_loaded"),
+        ("busy", "stopping"),
+        ("unloaded", "stopped"),
+    ]
+    story = recorder.story("tiny")
+    text = why.render_story(story)
+    assert story.items[0].summary == (
+        "unloaded: stopped by an explicit unload (keep_alive 0 or `ollama stop`)"
+    )
+    assert story.items[1].summary.startswith("stopping: an unload was asked for")
+    assert "busy past its deadline" not in text
+    assert "the pin was reset" not in text
