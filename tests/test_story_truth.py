@@ -125,3 +125,67 @@ def test_a_busy_pinned_model_stopped_twice_is_stopping_then_stopped(
     assert story.items[1].summary.startswith("stopping: an unload was asked for")
     assert "busy past its deadline" not in text
     assert "the pin was reset" not in text
+
+
+# -- a reload loop -------------------------------------------------------------------------
+
+
+def test_a_reload_loop_shows_every_reload_and_counts_them(
+    ollama: FakeOllama, recorder: Recorder
+) -> None:
+    # Two clients take turns: one asks for num_ctx 256, the other leaves it to the model.
+    recorder.poll()
+    for n in range(4):
+        options = {"num_ctx": 256} if n % 2 else {}
+        _post(ollama, "/api/chat", model="tiny", messages=[], options=options)
+        ollama.wait_idle()
+        if n == 0:
+            recorder.poll_until(_is("tiny:latest", "loaded"), "the first load")
+        else:
+            recorder.poll_until(_is("tiny:latest", "unloaded", "reloaded"), f"reload {n}")
+    assert recorder.kinds("tiny:latest").count(("unloaded", "reloaded")) == 3
+    story = recorder.story("tiny")
+    reloads = [i for i in story.items if i.event and i.event.reason == "reloaded"]
+    assert [i.summary.split(";")[0] for i in reloads] == [
+        "reloaded: context 512 -> 256",
+        "reloaded: context 256 -> 512",
+        "reloaded: context 512 -> 256",
+    ]
+    first, last = reloads[-1].time, reloads[0].time
+    clock = why._clock  # the story's own clock format
+    assert (
+        f"Reloaded 3 times between {clock(first)} and {clock(last)}, alternating context 512 "
+        "and 256" in why.render_story(story)
+    )
+
+
+def test_one_reload_seen_by_a_watch_and_a_guard_is_told_once() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime(2026, 8, 22, 12, 0, tzinfo=timezone.utc)
+    host = "http://127.0.0.1:11434"
+
+    def reload(seconds: float, expires: str, ctx: list[int]) -> Event:
+        detail = {
+            "confidence": "certain",
+            "since": "2026-08-22T12:00:00.000Z",
+            "changes": {"context_length": ctx},
+            "expires_at": expires,
+        }
+        return Event(
+            t0 + timedelta(seconds=seconds), host, "tiny:latest", "unloaded", "reloaded", detail
+        )
+
+    same = [
+        reload(1.0, "2026-08-22T12:05:00Z", [512, 256]),
+        reload(1.3, "2026-08-22T12:05:00Z", [512, 256]),
+    ]
+    story = why.build_story("tiny", same, now=t0 + timedelta(seconds=5))
+    assert len(story.items) == 1
+    # one recorder, two reloads with the same change a few seconds apart: two reloads
+    two = [
+        reload(1.0, "2026-08-22T12:05:00Z", [512, 256]),
+        reload(6.0, "2026-08-22T12:05:04Z", [512, 256]),
+    ]
+    story = why.build_story("tiny", two, now=t0 + timedelta(seconds=9))
+    assert len(story.items) == 2

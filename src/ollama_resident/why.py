@@ -919,6 +919,10 @@ def build_story(
                 f"clients or by Ollama itself were not seen. {KEEP_RECORDING}"
             )
 
+    loop = _reload_loop(mine, tz, now)
+    if loop:
+        notes.insert(0, loop)
+
     log_only: tuple[LogEntry, ...] = ()
     log_notes: list[str] = []
     if log is not None:
@@ -945,6 +949,46 @@ def build_story(
         log_only=log_only,
         log_notes=tuple(log_notes),
         now=now,
+    )
+
+
+_LOOP_GAP_S = 600.0
+
+
+def _reload_loop(events: Sequence[Event], tz: tzinfo | None, now: datetime) -> str | None:
+    """ "Reloaded 3 times between T1 and T2, alternating context 256 and 4096": the
+    latest run of two or more reloads by other clients, each within 10 minutes of the
+    one before, in words with the advice that ends it; None when there is no such run.
+    """
+    reloads = [
+        e for e in events if e.event == "unloaded" and e.reason == "reloaded" and not e.by_tool
+    ]
+    run: list[Event] = []
+    for e in reloads:
+        if run and (e.time - run[-1].time).total_seconds() > _LOOP_GAP_S:
+            run = []
+        run.append(e)
+    if len(run) < 2:
+        return None
+    contexts: list[int] = []
+    for e in run:
+        changes = e.detail.get("changes")
+        ctx = changes.get("context_length") if isinstance(changes, Mapping) else None
+        if isinstance(ctx, list):
+            for value in ctx:
+                if isinstance(value, int) and value not in contexts:
+                    contexts.append(value)
+    if len(contexts) == 2:
+        how = f", alternating context {contexts[0]} and {contexts[1]}"
+    elif contexts:
+        how = ", between contexts " + _names([str(c) for c in contexts])
+    else:
+        how = ""
+    return (
+        f"Reloaded {len(run)} times between {_clock(run[0].time, tz, now)} and "
+        f"{_clock(run[-1].time, tz, now)}{how}: clients ask for different load options, and "
+        "each reload loads it again and drops its pin. Send the same options from every "
+        "client (or leave num_ctx out and set OLLAMA_CONTEXT_LENGTH on the server)."
     )
 
 
