@@ -51,7 +51,7 @@ def make() -> Iterator[Make]:
         server = FakeOllama(**kwargs).start()
         servers.append(server)
         # plain HTTP on loopback: verify=False skips loading the CA bundle (~35 ms per client)
-        client = httpx.Client(base_url=server.url, timeout=5, verify=False)
+        client = httpx.Client(base_url=server.url, timeout=60, verify=False)
         clients.append(client)
         return server, client
 
@@ -99,7 +99,8 @@ def runner(fake: FakeOllama, name: str) -> dict[str, Any]:
     return entry
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 2.0) -> None:
+def wait_until(pred: Callable[[], Any], timeout: float = 60.0) -> None:
+    """Poll until ``pred()``; the deadline only bounds a test that fails anyway."""
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
@@ -117,9 +118,11 @@ def generate_long(client: httpx.Client, model: str, tokens: int, **extra: Any) -
 def start_generation(
     pool: ThreadPoolExecutor, fake: FakeOllama, client: httpx.Client, model: str, tokens: int
 ) -> Future[dict[str, Any]]:
-    """Run a long generation in the background; return once it is being generated."""
+    """Run a generation in the background, held (its runner busy) until the test calls
+    ``fake.release_requests()``; return once it is being generated."""
     name = canonical_name(model)
     fake.wait_idle()
+    fake.hold_requests(model)
     future = pool.submit(generate_long, client, model, tokens)
     wait_until(lambda: any(r["name"] == name and r["in_use"] for r in fake.loaded()))
     return future
@@ -354,13 +357,13 @@ def test_keep_alive_zero_unloads(make: Make, value: Any) -> None:
     assert list(reply) == ["model", "created_at", "response", "done", "done_reason"]
     assert (reply["model"], reply["done_reason"]) == ("tiny", "unload")
     assert reply["created_at"].endswith("Z")
-    wait_until(lambda: ps(client) == [], timeout=0.5)
+    wait_until(lambda: ps(client) == [])
 
 
 def test_huge_keep_alive_number_overflows_and_unloads_when_idle(make: Make) -> None:
     fake, client = make()
     assert load(client, "tiny", 1e10)["done_reason"] == "load"
-    wait_until(lambda: ps(client) == [], timeout=0.5)
+    wait_until(lambda: ps(client) == [])
     assert fake.load_history == ["tiny:latest"]
 
 
@@ -502,41 +505,52 @@ def test_ps_sorted_by_expiry_descending(make: Make) -> None:
 def test_first_request_in_flight_reports_now_plus_duration(
     make: Make, pool: ThreadPoolExecutor
 ) -> None:
-    fake, client = make(token_delay=0.01)
+    fake, client = make()
+    fake.hold_requests("tiny")
     future = pool.submit(generate_long, client, "tiny", 15, keep_alive="5m")
     wait_until(lambda: fake.loaded())
     assert runner(fake, "tiny:latest")["expires_at"] is None
     first = parse_go_time(ps(client)[0]["expires_at"])
-    time.sleep(0.02)
+    time.sleep(0.02)  # lets the clock move between the two polls
+    before = time.time_ns()
     second = parse_go_time(ps(client)[0]["expires_at"])
+    after = time.time_ns()
     assert second > first  # recomputed on every poll
-    assert abs(second - (time.time_ns() + 5 * MINUTE)) < S
+    assert before + 5 * MINUTE <= second <= after + 5 * MINUTE
+    fake.release_requests()
     assert future.result()["done_reason"] == "length"
     fake.wait_idle()
     idle_expiry = ps(client)[0]["expires_at"]
     # a busy runner that had gone idle keeps its previous deadline while busy
     future = start_generation(pool, fake, client, "tiny", 8)
     assert ps(client)[0]["expires_at"] == idle_expiry
+    fake.release_requests()
     future.result()
     fake.wait_idle()
     assert ps(client)[0]["expires_at"] > idle_expiry
 
 
 def test_list_loading_shows_a_loading_model(make: Make, pool: ThreadPoolExecutor) -> None:
-    fake, client = make(list_loading=True, load_delay=0.1)
+    fake, client = make(list_loading=True)
+    fake.hold_loads()
     future = pool.submit(load, client, "tiny", "1h")
     wait_until(lambda: fake.loading())
+    before = time.time_ns()
     (entry,) = ps(client)
-    assert abs(parse_go_time(entry["expires_at"]) - (time.time_ns() + 60 * MINUTE)) < S
+    after = time.time_ns()
+    assert before + 60 * MINUTE <= parse_go_time(entry["expires_at"]) <= after + 60 * MINUTE
     assert runner(fake, "tiny:latest")["state"] == "loading"
+    fake.release_loads()
     future.result()
 
 
 def test_loading_model_not_listed_by_default(make: Make, pool: ThreadPoolExecutor) -> None:
-    fake, client = make(load_delay=0.1)
+    fake, client = make()
+    fake.hold_loads()
     future = pool.submit(load, client, "tiny", "1h")
     wait_until(lambda: fake.loading())
     assert ps(client) == []
+    fake.release_loads()
     future.result()
     assert names(client) == ["tiny:latest"]
 
@@ -561,22 +575,30 @@ def test_absent_keep_alive_keeps_the_pin(make: Make) -> None:
 
 def test_model_expires_after_short_keep_alive(make: Make) -> None:
     fake, client = make()
+    before = time.time_ns()
     load(client, "tiny", "1s")
     fake.wait_idle()
-    idle = time.monotonic()
+    after = time.time_ns()
     expires = parse_go_time(ps(client)[0]["expires_at"])
-    assert abs(expires - (time.time_ns() + S)) < S // 10
-    time.sleep(0.8)
-    assert names(client) == ["tiny:latest"]
-    wait_until(lambda: ps(client) == [], timeout=1.0)
-    assert 0.95 <= time.monotonic() - idle < 1.5
+    assert before + S <= expires <= after + S  # the timer starts when the request ends
+    polls: list[tuple[int, list[str]]] = []  # (when a poll was sent, what it listed)
+
+    def gone() -> bool:
+        polls.append((time.time_ns(), names(client)))
+        return polls[-1][1] == []
+
+    wait_until(gone)
+    early = S // 100  # expires_at is stamped a few microseconds after the timer starts
+    # listed until its expiry, gone after it: never unloaded early
+    assert all(listed == ["tiny:latest"] for sent, listed in polls if sent < expires - early)
+    assert time.time_ns() >= expires - early
 
 
 def test_explicit_unload_of_idle_model(make: Make) -> None:
     _, client = make()
     load(client, "tiny", "5m")
     assert unload(client, "tiny")["done_reason"] == "unload"
-    wait_until(lambda: ps(client) == [], timeout=0.2)
+    wait_until(lambda: ps(client) == [])
     # not loaded: still 200 "unload"; chat has its own shape
     assert unload(client, "tiny")["done_reason"] == "unload"
     r = client.post("/api/chat", json={"model": "tiny", "messages": [], "keep_alive": 0})
@@ -589,28 +611,28 @@ def test_explicit_unload_of_idle_model(make: Make) -> None:
 def test_explicit_unload_of_busy_model_waits_for_the_request(
     make: Make, pool: ThreadPoolExecutor
 ) -> None:
-    fake, client = make(token_delay=0.01)
+    fake, client = make()
     load(client, "tiny2", "5m")
     future = start_generation(pool, fake, client, "tiny2", 20)
     asked = time.time_ns()
-    t0 = time.monotonic()
+    # answered while the generation is held: it does not wait for the request
     assert unload(client, "tiny2")["done_reason"] == "unload"
-    assert time.monotonic() - t0 < 0.1  # answered at once
     (entry,) = ps(client)
     assert asked <= parse_go_time(entry["expires_at"]) <= time.time_ns()  # in the past
     assert runner(fake, "tiny2:latest")["keep_alive_ns"] == 0
     assert not future.done()
+    fake.release_requests()
     reply = future.result()
     assert reply["done_reason"] == "length"  # not cut short
     assert reply["eval_count"] == 20
-    wait_until(lambda: ps(client) == [], timeout=0.5)
+    wait_until(lambda: ps(client) == [])
 
 
 def test_generation_with_keep_alive_zero_unloads_afterwards(make: Make) -> None:
     _, client = make()
     reply = generate_long(client, "tiny", 4, keep_alive=0)
     assert reply["done_reason"] == "length"
-    wait_until(lambda: ps(client) == [], timeout=0.5)
+    wait_until(lambda: ps(client) == [])
 
 
 def test_eviction_prefers_shortest_keep_alive(make: Make) -> None:
@@ -626,13 +648,14 @@ def test_eviction_prefers_shortest_keep_alive(make: Make) -> None:
 def test_pinned_model_is_evicted_when_it_is_the_only_idle_one(
     make: Make, pool: ThreadPoolExecutor
 ) -> None:
-    fake, client = make(max_loaded=2, token_delay=0.01)
+    fake, client = make(max_loaded=2)
     load(client, "tiny", -1)
     load(client, "tiny2", "5m")
     future = start_generation(pool, fake, client, "tiny2", 20)
     load(client, "tiny3", "5m")  # never refused because of a pin
     assert not future.done()  # loaded while tiny2 still generates
     assert sorted(names(client)) == ["tiny2:latest", "tiny3:latest"]
+    fake.release_requests()
     future.result()
 
 
@@ -651,7 +674,7 @@ def test_eviction_tie_breaks_on_digest(make: Make) -> None:
 
 
 def test_busy_victim_is_drained_before_the_new_load(make: Make, pool: ThreadPoolExecutor) -> None:
-    fake, client = make(max_loaded=1, token_delay=0.01)
+    fake, client = make(max_loaded=1)
     load(client, "tiny", -1)
     fake.wait_idle()
     pinned_expiry = ps(client)[0]["expires_at"]
@@ -659,9 +682,12 @@ def test_busy_victim_is_drained_before_the_new_load(make: Make, pool: ThreadPool
     loading = pool.submit(load, client, "tiny2", "5m")
     wait_until(lambda: runner(fake, "tiny:latest")["keep_alive_ns"] == 0)
     assert ps(client)[0]["expires_at"] == pinned_expiry  # evicted pin keeps its far date
-    assert not loading.done()
+    assert not loading.done()  # waits for the busy victim
+    assert fake.loading() == []
+    fake.release_requests()
     assert loading.result()["done_reason"] == "load"
-    assert future.done()
+    assert future.result()["done_reason"] == "length"  # drained, not cut short
+    assert fake.load_history == ["tiny:latest", "tiny2:latest"]
     assert names(client) == ["tiny2:latest"]
 
 
@@ -729,18 +755,19 @@ def test_num_ctx_reload_when_loaded_automatically(make: Make) -> None:
 
 
 def test_one_load_at_a_time_but_loaded_models_answer(make: Make, pool: ThreadPoolExecutor) -> None:
-    fake, client = make(load_delay=0.06)
+    fake, client = make()
     load(client, "tiny3", -1)
-    t0 = time.monotonic()
+    fake.hold_loads()
     first = pool.submit(load, client, "tiny", "5m")
     second = pool.submit(load, client, "tiny2", "5m")
-    wait_until(lambda: fake.loading())
-    t_warm = time.monotonic()
-    load(client, "tiny3")  # already loaded: not queued behind the loads
-    assert time.monotonic() - t_warm < 0.05
+    wait_until(lambda: len(fake.requests_to("/api/generate")) == 3 and fake.loading())
+    load(client, "tiny3")  # already loaded: answered while the loads are held
+    assert len(fake.loading()) == 1  # the other load waits its turn
+    assert not first.done() and not second.done()
+    fake.release_loads()
     first.result()
     second.result()
-    assert time.monotonic() - t0 >= 0.12
+    assert sorted(fake.load_history) == ["tiny2:latest", "tiny3:latest", "tiny:latest"]
 
 
 # ------------------------------------------------------------------ response shapes
@@ -835,12 +862,12 @@ def test_embedding_model_rules(make: Make) -> None:
     assert ps(client)[0]["size"] == 5_298_688
     # the unload shortcut runs before the capability check
     assert unload(client, "tiny-embed")["done_reason"] == "unload"
-    wait_until(lambda: ps(client) == [], timeout=0.5)
+    wait_until(lambda: ps(client) == [])
     # embed with keep_alive 0 has no shortcut: it loads, then unloads once idle
     r = client.post("/api/embed", json={"model": "tiny-embed", "keep_alive": 0})
     assert r.json() == {"model": "tiny-embed", "embeddings": []}
     assert fake.load_history == ["tiny-embed:latest", "tiny-embed:latest"]
-    wait_until(lambda: ps(client) == [], timeout=0.5)
+    wait_until(lambda: ps(client) == [])
     r = client.post("/api/embeddings", json={"model": "tiny-embed", "keep_alive": "30s"})
     assert r.text == '{"embedding":[]}'
     assert runner(fake, "tiny-embed:latest")["keep_alive_ns"] == 30 * S
@@ -962,7 +989,8 @@ def test_restart_drops_models_and_keeps_the_port(make: Make) -> None:
 
 
 def test_stop_during_load_leaves_nothing(make: Make, pool: ThreadPoolExecutor) -> None:
-    fake, client = make(load_delay=0.3)
+    fake, client = make()
+    fake.hold_loads()
     future = pool.submit(client.post, "/api/generate", json={"model": "tiny", "keep_alive": -1})
     wait_until(lambda: fake.loading())
     fake.restart()
@@ -985,7 +1013,8 @@ def test_reset_keeps_serving(make: Make) -> None:
 
 
 def test_client_disconnect_aborts_the_load(make: Make) -> None:
-    fake, client = make(load_delay=0.3, list_loading=True)
+    fake, client = make(list_loading=True)
+    fake.hold_loads()
     body = json.dumps({"model": "tiny", "prompt": "", "keep_alive": -1}).encode()
     head = (
         f"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1:{fake.port}\r\n"
@@ -995,7 +1024,7 @@ def test_client_disconnect_aborts_the_load(make: Make) -> None:
         sock.sendall(head + body)
         wait_until(lambda: fake.loading())
         assert names(client) == ["tiny:latest"]  # listed while loading (list_loading)
-    wait_until(lambda: not fake.loading(), timeout=0.5)
+    wait_until(lambda: not fake.loading())
     assert fake.loaded() == []
     assert fake.load_history == []
     assert ps(client) == []
@@ -1003,11 +1032,13 @@ def test_client_disconnect_aborts_the_load(make: Make) -> None:
 
 
 def test_wait_idle_times_out(make: Make, pool: ThreadPoolExecutor) -> None:
-    fake, client = make(load_delay=0.1)
+    fake, client = make()
+    fake.hold_loads()
     future = pool.submit(load, client, "tiny")
     wait_until(lambda: fake.loading())
     with pytest.raises(TimeoutError):
         fake.wait_idle(timeout=0.05)
+    fake.release_loads()
     future.result()
     fake.wait_idle()
 
@@ -1039,7 +1070,7 @@ def test_fail_load(make: Make) -> None:
 
 def test_hang_next(make: Make) -> None:
     fake, client = make()
-    fake.hang_next("/api/version", 0.3)
+    fake.hang_next("/api/version", 3600)  # until the server stops
     with pytest.raises(httpx.ReadTimeout):
         client.get("/api/version", timeout=0.1)
     assert client.get("/api/version").status_code == 200
@@ -1057,15 +1088,62 @@ def test_stream_error_next(make: Make) -> None:
     assert lines[1:] == [{"error": message}]
 
 
-def test_per_model_load_delay(make: Make) -> None:
+def test_per_model_load_delay(make: Make, pool: ThreadPoolExecutor) -> None:
     fake, client = make()
-    fake.set_load_delay(0.1, model="tiny2")
-    t0 = time.monotonic()
-    load(client, "tiny")
-    assert time.monotonic() - t0 < 0.08
-    t0 = time.monotonic()
-    load(client, "tiny2")
-    assert time.monotonic() - t0 >= 0.1
+    fake.set_load_delay(3600, model="tiny2")
+    load(client, "tiny")  # not delayed: answers within the client's timeout
+    future = pool.submit(load, client, "tiny2")
+    wait_until(lambda: fake.loading() == ["tiny2:latest"])
+    load(client, "tiny")  # a loaded model still answers meanwhile
+    assert fake.loading() == ["tiny2:latest"]
+    fake.stop()  # ends the hour-long load
+    with pytest.raises(httpx.TransportError):
+        future.result()
+    assert fake.load_history == ["tiny:latest"]
+
+
+def test_hold_loads(make: Make, pool: ThreadPoolExecutor) -> None:
+    fake, client = make(max_loaded=5)
+    fake.hold_loads("tiny2")
+    load(client, "tiny")  # another model is not held
+    held = pool.submit(load, client, "tiny2", -1)
+    wait_until(lambda: fake.loading() == ["tiny2:latest"])
+    fake.release_loads("tiny")  # a hold on another model: no effect
+    assert fake.loading() == ["tiny2:latest"] and not held.done()
+    fake.release_loads("tiny2")
+    assert held.result()["done_reason"] == "load"
+    fake.hold_loads()  # every model
+    queued = pool.submit(load, client, "tiny3")
+    wait_until(lambda: fake.loading() == ["tiny3:latest"])
+    fake.clear_faults()  # ends every hold
+    assert queued.result()["done_reason"] == "load"
+    assert fake.load_history == ["tiny:latest", "tiny2:latest", "tiny3:latest"]
+
+
+def test_hold_requests(make: Make, pool: ThreadPoolExecutor) -> None:
+    fake, client = make()
+    load(client, "tiny", -1)
+    fake.hold_requests("tiny")
+    held = pool.submit(generate_long, client, "tiny", 3)
+    wait_until(lambda: runner(fake, "tiny:latest")["in_use"] == 1)
+    assert generate_long(client, "tiny2", 3)["eval_count"] == 3  # other models answer
+    assert not held.done()
+    fake.release_requests()
+    assert held.result()["eval_count"] == 3
+    fake.wait_idle()
+    assert runner(fake, "tiny:latest")["in_use"] == 0
+    # a held request whose client goes away ends, and its runner is free again
+    fake.hold_requests()
+    body = json.dumps({"model": "tiny", "prompt": "hi", "stream": False}).encode()
+    head = (
+        f"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1:{fake.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", fake.port)) as sock:
+        sock.sendall(head + body)
+        wait_until(lambda: runner(fake, "tiny:latest")["in_use"] == 1)
+    wait_until(lambda: runner(fake, "tiny:latest")["in_use"] == 0)
+    fake.wait_idle()
 
 
 def test_requests_are_recorded(make: Make) -> None:
@@ -1106,10 +1184,10 @@ def test_standalone_command() -> None:
             line = proc.stdout.readline()
             url = line.rsplit(" ", 1)[-1].strip()
             assert url.startswith("http://127.0.0.1:")
-            with httpx.Client(base_url=url, timeout=5, verify=False) as client:
+            with httpx.Client(base_url=url, timeout=60, verify=False) as client:
                 models = ps(client)
             assert [m["name"] for m in models] == ["tiny:latest", "tiny2:latest"]
             assert int(models[0]["expires_at"][:4]) > 2300
         finally:
             proc.terminate()
-            proc.wait(timeout=5)
+            proc.wait(timeout=60)

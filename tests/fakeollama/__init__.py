@@ -32,6 +32,9 @@ default_keep_alive="5m", default_num_ctx=4096, load_delay=0.05, unload_delay=0.0
 finish_delay=0.005, token_delay=0.002, version="0.24.0", utc_offset_minutes=0,
 list_loading=False, ps_supported=True, host="127.0.0.1", port=0)``
 
+    Delays are seconds. ``unload_delay=0`` removes an unloaded runner in the same step (no
+    client can see it "unloading"); a test that must see a state should use the holds below.
+
     Lifecycle
         ``start() -> FakeOllama``, ``stop()``, ``restart(*, down_for=0.0)`` (same port), context
         manager; ``url`` (``"http://127.0.0.1:PORT"``), ``host``, ``port``, ``running``.
@@ -66,7 +69,14 @@ list_loading=False, ps_supported=True, host="127.0.0.1", port=0)``
         ``stream_error_next(error)``: the next streaming generate/chat sends one chunk, then an
         ``{"error": ...}`` line, with status 200.
         ``set_load_delay(seconds, model=None)``: global or per model. ``clear_faults()`` removes
-        every fault (per-model load delays included).
+        every fault (per-model load delays and holds included).
+    Holds (wait on events, not on time)
+        ``hold_loads(model=None)`` / ``release_loads(model=None)``: loads of that model (every
+        model if None) stay in progress until released; a client that goes away still aborts.
+        ``hold_requests(model=None)`` / ``release_requests(model=None)``: a request that got a
+        runner of that model keeps it busy (``in_use``) and answers nothing until released.
+        Typical use: ``hold_loads()``, start the client, ``wait_until(lambda: fake.loading())``,
+        check what must be true during the load, ``release_loads()``.
 
 Module helpers: ``parse_go_duration(s) -> int`` (ns; raises ``GoDurationError`` with Go's exact
 text), ``keep_alive_from_json(value) -> int | None`` (the request field, as Ollama decodes it),
@@ -111,6 +121,7 @@ Where things are
                   docstring lists the methods where every residency change happens, the place to
                   hook anything that must observe loads, unloads and timers (e.g. a server log)
 ``faults.py``     injected faults
+``holds.py``      holds: a load or a request ends when the test releases it
 ``routes.py``     dispatch, route table, Host check, writing answers and streams
 ``handlers.py``   one method per endpoint
 ``server.py``     the threaded HTTP server and request handler
@@ -140,6 +151,7 @@ from .durations import (
 )
 from .faults import DEFAULT_LOAD_ERROR, FaultsMixin
 from .handlers import EndpointsMixin
+from .holds import HoldsMixin
 from .models import DEFAULT_MODELS, FakeModel
 from .names import _parse_name, canonical_name
 from .routes import RecordedRequest, RoutingMixin
@@ -165,7 +177,7 @@ __all__ = [
 ]
 
 
-class FakeOllama(SchedulerMixin, FaultsMixin, RoutingMixin, EndpointsMixin):
+class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, EndpointsMixin):
     """A fake Ollama server on a loopback port; see the module docstring for the API."""
 
     def __init__(
@@ -233,6 +245,8 @@ class FakeOllama(SchedulerMixin, FaultsMixin, RoutingMixin, EndpointsMixin):
         self._hang_next: list[tuple[str, float]] = []
         self._stream_errors: list[str] = []
         self._load_delays: dict[tuple[str, str, str, str], float] = {}
+        self._held_loads: set[tuple[str, str, str, str] | None] = set()
+        self._held_requests: set[tuple[str, str, str, str] | None] = set()
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -15,7 +15,7 @@ DEFAULT_LOAD_ERROR = (
 
 class FaultsMixin:
     """Fault injection (public: ``fail_next``, ``fail_load``, ``hang_next``,
-    ``stream_error_next``, ``set_load_delay``, ``clear_faults``)."""
+    ``stream_error_next``, ``set_load_delay``, ``clear_faults``, which also ends every hold)."""
 
     def fail_next(self, path: str, status: int, error: str, times: int = 1) -> None:
         with self._cond:
@@ -51,6 +51,7 @@ class FaultsMixin:
         self._hang_next.clear()
         self._stream_errors.clear()
         self._load_delays.clear()
+        self._release_holds_locked()
 
     def _take_fail(self, path: str) -> tuple[int, str] | None:
         with self._cond:

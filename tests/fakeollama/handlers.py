@@ -200,6 +200,12 @@ class EndpointsMixin:
             send(exc.status, exc.message)
             return None
         h.fake_runner = runner
+        try:
+            self._wait_released(ctx, self._held_requests, m)  # hold_requests()
+        except _Canceled:
+            self._schedule_finish(ctx, h)
+            h.close_connection = True
+            return None
         return runner
 
     def _check_think(self, h: _Handler, name: str, m: FakeModel, think: Any) -> bool:

@@ -188,7 +188,10 @@ class SchedulerMixin:
             return
         r.state = "unloading"
         self._stop_timer(r)
-        self._schedule(self.unload_delay, lambda: self._remove(r))
+        if self.unload_delay <= 0:  # gone at once: no client can see it "unloading"
+            self._remove(r)
+        else:
+            self._schedule(self.unload_delay, lambda: self._remove(r))
 
     def _remove(self, r: _Runner) -> None:
         if self._runners.get(r.key) is r:
@@ -342,6 +345,7 @@ class SchedulerMixin:
                 if remaining <= 0:
                     break
                 ctx.stop.wait(min(remaining, 0.005))
+            self._wait_released(ctx, self._held_loads, m)  # hold_loads()
             with self._cond:
                 self._check_epoch(ctx)
                 fault = self._fail_load.get(m.key)
