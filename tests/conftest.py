@@ -84,13 +84,15 @@ def make_ollama(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeO
 
 
 def generate_in_background(server: FakeOllama, model: str, tokens: int) -> threading.Thread:
-    """Another client's generation, running while the test goes on (the model is busy)."""
+    """Another client's generation, running while the test goes on (the model is busy).
+    To keep it busy until the test says so, call ``server.hold_requests(model)`` first and
+    ``server.release_requests()`` when done; never rely on how long it takes."""
     import httpx
 
     def run() -> None:
         body = {"model": model, "prompt": "hi", "stream": False, "options": {"num_predict": tokens}}
         with contextlib.suppress(httpx.HTTPError):  # the test may stop the server first
-            httpx.post(f"{server.url}/api/generate", json=body, timeout=30)
+            httpx.post(f"{server.url}/api/generate", json=body, timeout=300)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -98,8 +100,10 @@ def generate_in_background(server: FakeOllama, model: str, tokens: int) -> threa
 
 
 def wait_until(
-    predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+    predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition"
 ) -> None:
+    """Poll ``predicate`` until true. The deadline is generous: on a busy machine it only
+    bounds a test that is failing anyway; tests never assert how long something took."""
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"

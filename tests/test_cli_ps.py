@@ -44,13 +44,15 @@ def test_every_kind_of_model_in_table_and_json(
     make_ollama: Callable[..., FakeOllama], cli: Callable[..., Run]
 ):
     # 4 GB of VRAM: the tiny models fit, qwen2.5:14b (~10 GB) is split CPU/GPU.
-    server = make_ollama(gpu_memory=4_000_000_000, max_loaded=6, token_delay=0.01)
+    server = make_ollama(gpu_memory=4_000_000_000, max_loaded=6)
     server.preload("tiny", -1)
     server.preload("tiny2", "5m")
     server.preload("tiny-embed", "30m")
     server.preload("tiny3", "5m")
     server.preload("qwen2.5:14b", "10m")  # last: takes the VRAM that is left
-    # tiny3: a long generation, then an unload while it runs -> listed, deadline in the past.
+    # tiny3: a generation held until the test ends, then an unload while it runs -> listed,
+    # deadline in the past.
+    server.hold_requests("tiny3")
     generate_in_background(server, "tiny3", tokens=200)
     wait_busy(server, "tiny3:latest")
     httpx.post(f"{server.url}/api/generate", json={"model": "tiny3", "keep_alive": 0})
@@ -175,7 +177,7 @@ def test_server_error_carries_ollama_text(ollama: FakeOllama, cli: Callable[...,
 
 
 def test_hanging_server_times_out(ollama: FakeOllama, cli: Callable[..., Run]):
-    ollama.hang_next("/api/ps", 3)
+    ollama.hang_next("/api/ps", 3600)  # until the server stops
     run = cli("ps", "--timeout", "0.5")
     assert run.exit_code == 1
     assert "did not answer GET /api/ps in time" in run.stderr

@@ -537,12 +537,12 @@ def test_the_lock_times_out_when_held(tmp_path: Path) -> None:
     def hold() -> None:
         with file_lock(path):
             holding.set()
-            release.wait(5)
+            release.wait(60)
 
     t = threading.Thread(target=hold)
     t.start()
     try:
-        holding.wait(5)
+        assert holding.wait(60)
         with pytest.raises(ProfileError, match="locked by another process"):
             profiles.update(path, lambda pf: pf, lock_timeout=0.1)
     finally:
