@@ -269,7 +269,7 @@ def test_reset_right_after_our_pin_is_blamed_on_the_client(ollama: FakeOllama):
 
 
 def _journaled_guard(server: FakeOllama, path: Path, *models: str) -> tuple[Guard, Journal]:
-    client = OllamaClient(parse_host(server.url), timeout=5)
+    client = OllamaClient(parse_host(server.url), timeout=60)
     _clients.append(client)
     journal = Journal(path)
     watcher = Watcher(client, 0.2, server.url, journal=journal, settle_s=0.5, source="guard")
