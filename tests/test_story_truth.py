@@ -29,7 +29,7 @@ class Recorder:
     """A watch recording into a journal; the test decides when it polls."""
 
     def __init__(self, server: FakeOllama, path: Path, *, settle_s: float = 0.5) -> None:
-        self.client = OllamaClient(parse_host(server.url), timeout=10)
+        self.client = OllamaClient(parse_host(server.url), timeout=60)
         self.journal = Journal(path)
         self.watcher = Watcher(
             self.client, 0.1, self.client.display_url, journal=self.journal, settle_s=settle_s
@@ -41,7 +41,7 @@ class Recorder:
         self.events.extend(new)
         return new
 
-    def poll_until(self, match: Callable[[Event], bool], what: str, timeout: float = 10) -> Event:
+    def poll_until(self, match: Callable[[Event], bool], what: str, timeout: float = 60) -> Event:
         deadline = time.monotonic() + timeout
         while True:
             for e in self.poll():
@@ -76,7 +76,7 @@ def recorder(ollama: FakeOllama, tmp_path: Path) -> Iterator[Recorder]:
 
 
 def _post(server: FakeOllama, path: str, **body: Any) -> None:
-    httpx.post(f"{server.url}{path}", json=body, timeout=10).raise_for_status()
+    httpx.post(f"{server.url}{path}", json=body, timeout=60).raise_for_status()
 
 
 def _is(model: str, event: str, reason: str | None = None) -> Callable[[Event], bool]:
@@ -93,8 +93,8 @@ def test_a_busy_pinned_model_stopped_twice_is_stopping_then_stopped(
 ) -> None:
     ollama.preload("tiny", -1)
     recorder.poll()
-    ollama.token_delay = 0.05  # a long generation; released below
-    worker = generate_in_background(ollama, "tiny", tokens=4000)
+    ollama.hold_requests("tiny")  # a generation that runs until released below
+    worker = generate_in_background(ollama, "tiny", tokens=4)
     wait_busy(ollama, "tiny:latest")
     _post(ollama, "/api/generate", model="tiny", keep_alive=0)  # stop 1
     recorder.poll_until(_is("tiny:latest", "busy", "stopping"), "the first stop")
@@ -105,12 +105,12 @@ def test_a_busy_pinned_model_stopped_twice_is_stopping_then_stopped(
     # watch would while the request runs on.
     wait_until(
         lambda: bool(recorder.poll() or True) and time.time_ns() - second_stop > 1.5e9,
-        timeout=10,
+        timeout=60,
         what="polls past the second stop",
     )
-    ollama.token_delay = 0.0  # release the generation: the model goes when it ends
+    ollama.release_requests()  # the generation ends: the model goes
     recorder.poll_until(_is("tiny:latest", "unloaded"), "the unload")
-    worker.join(timeout=10)
+    worker.join(timeout=60)
 
     assert recorder.kinds("tiny:latest") == [
         ("loaded", "already_loaded"),
