@@ -57,7 +57,7 @@ def test_add_creates_then_merges(cli: Cli, path: Path) -> None:
     run = cli("profile", "add", "coding", "nomic-embed-text", "--keep-alive", "30m")
     assert run.exit_code == 0, run
     run = cli("profile", "add", "coding", "llama3.2:latest", "--num-ctx", "8192")
-    assert 'updated llama3.2:latest in profile "coding": num_ctx 8192' in run.stderr
+    assert 'updated llama3.2:latest in profile "coding": context 8192' in run.stderr
     run = cli("profile", "add", "coding", "llama3.2")
     assert 'llama3.2 is already in profile "coding" as asked' in run.stderr
     assert path.read_text() == textwrap.dedent(
@@ -92,8 +92,8 @@ def test_list_and_show(cli: Cli, path: Path) -> None:
     assert run.stdout == textwrap.dedent(
         """\
         NAME     MODELS   KEEP-ALIVE       HOST                       EXCLUSIVE
-        coding   2        forever          http://***@gpu-box:11434   no
-        idle     0        server default   -                          yes
+        coding        2   forever          http://***@gpu-box:11434   no
+        idle          0   server default   -                          yes
         """
     )
     listed = json.loads(cli("profile", "list", "--json").stdout)
@@ -105,9 +105,9 @@ def test_list_and_show(cli: Cli, path: Path) -> None:
     assert run.stdout.endswith(
         textwrap.dedent(
             """\
-            MODEL              KEEP-ALIVE          NUM_CTX
-            qwen2.5:14b        forever (profile)   -
-            nomic-embed-text   30m                 -
+            MODEL              KEEP-ALIVE          CONTEXT
+            qwen2.5:14b        forever (profile)         -
+            nomic-embed-text   30m                       -
             """
         )
     )

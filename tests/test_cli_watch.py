@@ -457,7 +457,9 @@ def test_the_live_view_shows_the_table_and_the_latest_events(ollama: FakeOllama)
     console = Console(file=io.StringIO(), width=120, color_system=None)
     console.print(_live_view(watcher, "recording to /j"))
     text = console.file.getvalue()  # type: ignore[attr-defined]
-    assert f"Watching {ollama.url} (Ollama 0.24.0) every 1s; recording to /j" in text
+    assert (
+        f"Watching {ollama.url} (Ollama 0.24.0) every 1s; Ctrl-C to stop\nRecording to /j" in text
+    )
     assert "tiny:latest" in text and "Forever" in text
     assert "Latest events" in text
     assert "tiny2:latest  unloaded early, most likely stopped by a client" in text

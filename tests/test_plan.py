@@ -88,7 +88,7 @@ def test_a_model_not_loaded_is_loaded_with_the_effective_keep_alive() -> None:
             FOREVER,
             running("m:latest", left=240),
             "repin",
-            "the profile wants it pinned; it has 4m left",
+            "the profile wants it pinned; it has 4m 00s left",
         ),
         # wants a window: longer than asked is drift
         (
@@ -101,16 +101,16 @@ def test_a_model_not_loaded_is_loaded_with_the_effective_keep_alive() -> None:
             ka(600),
             running("m:latest", left=3600),
             "repin",
-            "1h left, longer than the 10m the profile asks",
+            "1h 00m left, longer than the 10m the profile asks",
         ),
         # ...a window that counted down is not
         (
             ka(600),
             running("m:latest", left=120),
             "ok",
-            "2m left of 10m: counting down, the next request restarts it",
+            "2m 00s left of 10m: counting down, the next request restarts it",
         ),
-        (ka(600), running("m:latest", left=601), "ok", "10m1s left of 10m: counting down"),
+        (ka(600), running("m:latest", left=601), "ok", "10m 01s left of 10m: counting down"),
         (ka(600), running("m:latest", left=-3), "ok", "busy or stopping"),
         # no keep-alive in the profile: anything goes
         (None, running("m:latest", left=30), "ok", "loaded (30s left); the profile sets no"),

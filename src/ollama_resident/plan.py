@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ollama_resident.durations import MAX_DURATION_NS, KeepAlive, format_window
 from ollama_resident.models import PsSnapshot, RunningModel, canonical_name, human_bytes
+from ollama_resident.vocabulary import plan_action, time_left
 
 if TYPE_CHECKING:
     from ollama_resident.profiles import Profile, ProfileModel
@@ -212,8 +213,13 @@ class Plan:
         return out
 
     def summary(self) -> str:
-        """``2 to load, 1 to re-pin, 1 ok`` or ``nothing to do: 3 models as asked``."""
-        counts = self.counts()
+        """``2 to load, 1 to pin, 1 ok`` or ``nothing to do: 3 models as asked``."""
+        counts: dict[str, int] = {}
+        for s in self.steps:
+            word = plan_action(
+                s.action, s.keep_alive is not None and s.keep_alive.kind == "forever"
+            )
+            counts[word] = counts.get(word, 0) + 1
         if self.is_noop:
             n = counts.get("ok", 0)
             return f"nothing to do: {n} model{'s' if n != 1 else ''} as the profile asks"
@@ -221,7 +227,8 @@ class Plan:
             "unload": "to unload",
             "load": "to load",
             "reload": "to reload",
-            "repin": "to re-pin",
+            "pin": "to pin",
+            "shorten": "to shorten",
             "ok": "ok",
         }
         return ", ".join(f"{counts[k]} {words[k]}" for k in words if counts.get(k))
@@ -250,7 +257,7 @@ def _state(model: RunningModel, now: datetime) -> str:
         return "expiry unknown"
     if remaining <= 0:
         return "busy or stopping"
-    return f"{format_window(max(1, round(remaining)))} left"
+    return time_left(remaining)
 
 
 def _ctx_words(num_ctx: int, effective: int) -> str:

@@ -11,17 +11,21 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ollama_resident.durations import format_countdown
+from ollama_resident import vocabulary as v
+from ollama_resident.layout import Column, Fitted, fit
 from ollama_resident.models import PsSnapshot, RunningModel, human_bytes
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from collections.abc import Callable
+
+    from rich.text import Text
 
     from ollama_resident.events import Event
     from ollama_resident.residency import LoadOutcome, UnloadOutcome
 
 __all__ = [
     "PS_COLUMNS",
+    "PS_LAYOUT",
     "STATE_OVERDUE",
     "dumps",
     "guard_event_text",
@@ -31,18 +35,26 @@ __all__ = [
     "load_warnings",
     "plain_table",
     "ps_json",
-    "ps_rich_table",
     "ps_rows",
+    "ps_styled",
+    "ps_table",
+    "styled",
+    "table",
     "unload_json",
     "unload_line",
     "until_text",
 ]
 
-PS_COLUMNS = ("NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL")
-# Listed although its deadline has passed: a request is running on it, and it
-# will either stay (busy past its deadline) or unload when that request ends
-# (stopped while busy). Ollama's own `ps` says "Stopping..." for both.
-STATE_OVERDUE = "busy or stopping"
+PS_LAYOUT = (
+    Column(v.NAME, elide=True, min_width=16),
+    Column(v.ID, drop=1),
+    Column(v.SIZE, align="right"),
+    Column(v.PROCESSOR, short=v.short_processor),
+    Column(v.CONTEXT, align="right"),
+    Column(v.UNTIL),
+)
+PS_COLUMNS = tuple(c.header for c in PS_LAYOUT)
+STATE_OVERDUE = v.STATE_OVERDUE
 
 
 def dumps(data: Any) -> str:
@@ -72,7 +84,7 @@ def until_text(model: RunningModel, now: datetime) -> str:
         return "unknown"
     remaining = model.expires_in(now)
     assert remaining is not None
-    return format_countdown(remaining)
+    return v.span(remaining)
 
 
 def ps_rows(snapshot: PsSnapshot, now: datetime) -> list[tuple[str, ...]]:
@@ -113,38 +125,68 @@ def ps_json(snapshot: PsSnapshot, now: datetime) -> list[dict[str, Any]]:
     return items
 
 
-def plain_table(header: Sequence[str], rows: Iterable[Sequence[str]], gap: int = 3) -> str:
-    """Left-aligned columns, no colour, no box characters, no trailing spaces."""
-    all_rows = [list(header), *[list(r) for r in rows]]
-    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
-    lines = []
-    for row in all_rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        lines.append((" " * gap).join(cells).rstrip())
-    return "\n".join(lines)
+def table(
+    columns: Sequence[Column | str], rows: Iterable[Sequence[str]], width: int | None = None
+) -> Fitted:
+    """Any table of this tool, fitted to ``width`` (None: unlimited).
+
+    A column given by its header alone is right-aligned when numeric
+    (:data:`vocabulary.RIGHT_ALIGNED`) and never gives way.
+    """
+    cols = [
+        c if isinstance(c, Column) else Column(c, "right" if c in v.RIGHT_ALIGNED else "left")
+        for c in columns
+    ]
+    return fit(cols, [tuple(r) for r in rows], width)
 
 
-def ps_rich_table(snapshot: PsSnapshot, now: datetime) -> RenderableType:
-    from rich import box
-    from rich.table import Table
+def plain_table(
+    header: Sequence[Column | str], rows: Iterable[Sequence[str]], width: int | None = None
+) -> str:
+    """Aligned columns, no colour, no box characters, no trailing spaces."""
+    return table(header, rows, width).plain()
+
+
+def styled(fitted: Fitted, style: Callable[[int, int], str] | None = None) -> Text:
+    """The same lines as :meth:`Fitted.plain`, with styles: bold headers, ``style(row, col)``."""
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, highlight=False)
-    for column in PS_COLUMNS:
-        table.add_column(column, justify="right" if column == "CONTEXT" else "left", no_wrap=True)
-    for m, row in zip(snapshot.models, ps_rows(snapshot, now), strict=True):
-        state = model_state(m, now)
-        until_style = {"pinned": "green", "overdue": "yellow"}.get(state, "")
-        proc_style = "yellow" if m.on_cpu_fraction > 0 and m.size_vram > 0 else ""
-        table.add_row(
-            Text(row[0], style="bold"),
-            Text(row[1], style="dim"),
-            Text(row[2]),
-            Text(row[3], style=proc_style),
-            Text(row[4]),
-            Text(row[5], style=until_style),
-        )
-    return table
+    text = Text(no_wrap=True, overflow="ignore")
+    for n, line in enumerate(fitted.lines()):
+        if n:
+            text.append("\n")
+        for segment, col, row in line:
+            if col is None:
+                text.append(segment)
+            elif row < 0:
+                text.append(segment, style="bold")
+            else:
+                text.append(segment, style=style(row, col) if style else "")
+    return text
+
+
+def ps_table(snapshot: PsSnapshot, now: datetime, width: int | None = None) -> Fitted:
+    """``ollama ps``'s columns plus countdowns, fitted to ``width``."""
+    return fit(PS_LAYOUT, ps_rows(snapshot, now), width)
+
+
+def ps_styled(snapshot: PsSnapshot, now: datetime, width: int | None = None) -> Text:
+    """The ps table with colour: pinned green, overdue and split processors yellow."""
+    models = snapshot.models
+
+    def style(row: int, col: int) -> str:
+        m = models[row]
+        if col == 0:
+            return "bold"
+        if col == 1:
+            return "dim"
+        if col == 3 and m.on_cpu_fraction > 0 and m.size_vram > 0:
+            return "yellow"
+        if col == 5:
+            return {"pinned": "green", "overdue": "yellow"}.get(model_state(m, now), "")
+        return ""
+
+    return styled(ps_table(snapshot, now, width), style)
 
 
 # -- preload / pin / unload ------------------------------------------------------------------
@@ -189,7 +231,7 @@ def load_line(r: LoadOutcome) -> str:
         return f"{r.name} {r.note or 'already loaded'}"
     head = f"{r.name} {_VERB.get(r.status, r.status)}"
     if r.seconds is not None:
-        head += f" in {r.seconds:.2f} s"
+        head += f" in {v.took(r.seconds)}"
     facts = []
     if r.keep_alive_now:
         facts.append("pinned forever" if r.pinned else f"keep-alive {r.keep_alive_now}")
@@ -246,7 +288,7 @@ def unload_json(r: UnloadOutcome) -> dict[str, Any]:
 
 def unload_line(r: UnloadOutcome) -> str:
     if r.status == "unloaded":
-        return f"{r.name} unloaded" + (f" in {r.seconds:.2f} s" if r.seconds is not None else "")
+        return f"{r.name} unloaded" + (f" in {v.took(r.seconds)}" if r.seconds is not None else "")
     if r.status == "not-loaded":
         return f"{r.name} {r.note or 'was not loaded'}"
     if r.status == "pending":
@@ -275,7 +317,7 @@ def guard_event_text(e: Event) -> str:
         took = d.get("load_seconds")
         text = f"loaded again ({_GONE.get(e.reason or '', e.reason or 'gone')})"
         if isinstance(took, (int, float)):
-            text += f" in {took:.2f} s"
+            text += f" in {v.took(took)}"
         keep = d.get("keep_alive")
         return text + (f"; keep-alive {keep}" if keep else "")
     if e.event == "reasserted":

@@ -20,6 +20,7 @@ from ollama_resident.errors import (
     ServerUnreachable,
 )
 from ollama_resident.models import PsSnapshot, RunningModel, canonical_name, names_match
+from ollama_resident.vocabulary import time_left
 
 __all__ = [
     "LoadCancelled",
@@ -148,7 +149,7 @@ def _describe_state(model: RunningModel | None, now: datetime) -> str:
         return "unknown"
     if remaining <= 0:
         return "busy or stopping"
-    return f"{format_window(max(1, round(remaining)))} left"
+    return time_left(remaining)
 
 
 def _keep_alive_satisfied(wanted: KeepAlive | None, model: RunningModel, now: datetime) -> bool:

@@ -1,7 +1,10 @@
 """Where output goes: data to stdout, every message to stderr.
 
-Colour and rich rendering are used only on a terminal and without NO_COLOR;
-a script or a startup file gets plain lines and never a control code.
+Whether a stream is a terminal decides the form: a live view, a spinner, a
+table fitted to the width on a terminal; plain lines on a pipe or in a file, so
+a script or a startup file never gets a control code. ``NO_COLOR`` removes the
+colour and nothing else (rich reads it); ``FORCE_COLOR`` makes rich, and this
+module, treat a stream as a terminal.
 """
 
 from __future__ import annotations
@@ -15,16 +18,32 @@ from ollama_resident import _env
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["Output", "color_allowed"]
+__all__ = ["Output", "is_terminal", "table_width"]
 
 
-def color_allowed(stream: TextIO) -> bool:
-    if os.environ.get(_env.NO_COLOR):
-        return False
+def is_terminal(stream: TextIO) -> bool:
+    """A person is reading ``stream``: a TTY, or FORCE_COLOR says to act as one (as rich does)."""
+    if os.environ.get(_env.FORCE_COLOR):
+        return True
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def table_width(stream: TextIO) -> int | None:
+    """The width a table must fit: $COLUMNS, else the terminal's; None (unlimited) on a pipe."""
+    try:
+        columns = int(os.environ.get(_env.COLUMNS, ""))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    if not is_terminal(stream):
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
 
 
 class Output:
@@ -44,11 +63,18 @@ class Output:
 
     @property
     def rich_stdout(self) -> bool:
-        return color_allowed(sys.stdout)
+        """stdout is a terminal: rich rendering (colour unless NO_COLOR), live views."""
+        return is_terminal(sys.stdout)
 
     @property
     def rich_stderr(self) -> bool:
-        return color_allowed(sys.stderr)
+        """stderr is a terminal: spinners and progress (colour unless NO_COLOR)."""
+        return is_terminal(sys.stderr)
+
+    @property
+    def width(self) -> int | None:
+        """The width tables on stdout must fit (None: unlimited)."""
+        return table_width(sys.stdout)
 
     def out_console(self) -> Console:
         if self._out is None:

@@ -20,7 +20,6 @@ __all__ = ["register"]
 
 SCHEMA_VERSION = 1
 PLAN_COLUMNS = ("ACTION", "MODEL", "KEEP-ALIVE", "CONTEXT", "REASON")
-_ACTION_WORDS = {"repin": "re-pin"}
 _ACTION_STYLE = {
     "load": "green",
     "repin": "yellow",
@@ -44,6 +43,8 @@ def _memory(value: str | None) -> str | None:
 
 def plan_rows(plan: Plan) -> list[tuple[str, ...]]:
     """The plan as table rows: action, model, keep-alive to send, context, reason."""
+    from ollama_resident.vocabulary import plan_action
+
     rows: list[tuple[str, ...]] = []
     for s in plan.steps:
         if s.action == "unload":
@@ -54,7 +55,7 @@ def plan_rows(plan: Plan) -> list[tuple[str, ...]]:
             keep_alive = s.keep_alive.describe()
         rows.append(
             (
-                _ACTION_WORDS.get(s.action, s.action),
+                plan_action(s.action, s.keep_alive is not None and s.keep_alive.kind == "forever"),
                 s.model,
                 keep_alive,
                 str(s.num_ctx) if s.num_ctx else "-",
@@ -64,29 +65,29 @@ def plan_rows(plan: Plan) -> list[tuple[str, ...]]:
     return rows
 
 
-def _plan_table(plan: Plan) -> Any:
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
+def _plan_layout() -> list[Any]:
+    from ollama_resident import vocabulary as v
+    from ollama_resident.layout import Column
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, highlight=False)
-    for column in PLAN_COLUMNS:
-        table.add_column(
-            column,
-            no_wrap=column != "REASON",
-            justify="right" if column == "CONTEXT" else "left",
-            overflow="fold",
-        )
-    for step, row in zip(plan.steps, plan_rows(plan), strict=True):
-        style = _ACTION_STYLE[step.action]
-        table.add_row(
-            Text(row[0], style=style),
-            Text(row[1], style="dim" if step.action == "ok" else "bold"),
-            Text(row[2]),
-            Text(row[3]),
-            Text(row[4], style="dim" if step.action == "ok" else ""),
-        )
-    return table
+    return [
+        Column(v.ACTION),
+        Column(v.MODEL, elide=True, min_width=16),
+        Column(v.KEEP_ALIVE),
+        Column(v.CONTEXT, align="right"),
+        Column(v.REASON, wrap=True),
+    ]
+
+
+def _plan_style(plan: Plan) -> Any:
+    def style(row: int, col: int) -> str:
+        action = plan.steps[row].action
+        if col == 0:
+            return _ACTION_STYLE[action]
+        if col in (1, 4) and action == "ok":
+            return "dim"
+        return "bold" if col == 1 else ""
+
+    return style
 
 
 def _show_plan(out: Output, plan: Plan, where: str) -> None:
@@ -101,11 +102,11 @@ def _show_plan(out: Output, plan: Plan, where: str) -> None:
         mode = " (exclusive)" if plan.exclusive else ""
         out.info(f'Plan for profile "{plan.profile}"{mode} on {where}: {plan.summary()}')
         if plan.steps:
-            plain = render.plain_table(PLAN_COLUMNS, plan_rows(plan))
+            fitted = render.table(_plan_layout(), plan_rows(plan), out.width)
             if out.rich_stdout:
-                out.renderable(_plan_table(plan), plain)
+                out.out_console().print(render.styled(fitted, _plan_style(plan)))
             else:
-                out.data(plain)
+                out.data(fitted.plain())
     for eviction in plan.evictions:
         if eviction.in_profile or not out.quiet:
             out.warn(eviction.message)

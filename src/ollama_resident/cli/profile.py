@@ -26,7 +26,7 @@ __all__ = ["profile_app", "register"]
 
 SCHEMA_VERSION = 1
 LIST_COLUMNS = ("NAME", "MODELS", "KEEP-ALIVE", "HOST", "EXCLUSIVE")
-MODEL_COLUMNS = ("MODEL", "KEEP-ALIVE", "NUM_CTX")
+MODEL_COLUMNS = ("MODEL", "KEEP-ALIVE", "CONTEXT")
 
 # The editor variables every Unix tool reads, in git's order of preference.
 _EDITOR_VARS = ("VISUAL", "EDITOR")
@@ -201,7 +201,7 @@ def profile_list(ctx: typer.Context, json_output: JsonOpt = False) -> None:
         )
         for p in pf.profiles.values()
     ]
-    out.data(render.plain_table(LIST_COLUMNS, rows))
+    out.data(render.plain_table(LIST_COLUMNS, rows, out.width))
 
 
 def profile_show(ctx: typer.Context, name: ProfileArg, json_output: JsonOpt = False) -> None:
@@ -229,7 +229,7 @@ def profile_show(ctx: typer.Context, name: ProfileArg, json_output: JsonOpt = Fa
         f"profile:     {p.name}",
         f"file:        {pf.path}",
         f"host:        {_host_text(p.host) if p.host else '$OLLAMA_HOST or --host'}",
-        f"keep_alive:  {_keep_alive_words(p.keep_alive)}",
+        f"keep-alive:  {_keep_alive_words(p.keep_alive)}",
         f"exclusive:   {'yes' if p.exclusive else 'no'}",
     ]
     rows: list[tuple[str, ...]] = []
@@ -239,7 +239,10 @@ def profile_show(ctx: typer.Context, name: ProfileArg, json_output: JsonOpt = Fa
         if m.keep_alive is None and effective is not None:
             words += " (profile)"
         rows.append((m.name, words, str(m.num_ctx) if m.num_ctx else "-"))
-    body = render.plain_table(MODEL_COLUMNS, rows) if rows else "(no models)"
+    from ollama_resident.layout import Column
+
+    layout: list[Column | str] = [Column("MODEL", elide=True), "KEEP-ALIVE", "CONTEXT"]
+    body = render.plain_table(layout, rows, out.width) if rows else "(no models)"
     out.data("\n".join(lines) + "\n\n" + body)
 
 
@@ -328,7 +331,7 @@ def _entry_words(m: ProfileModel) -> str:
     if m.keep_alive is not None:
         parts.append(f"keep-alive {m.keep_alive.describe()}")
     if m.num_ctx is not None:
-        parts.append(f"num_ctx {m.num_ctx}")
+        parts.append(f"context {m.num_ctx}")
     return ", ".join(parts) or "no settings of its own"
 
 
@@ -536,7 +539,7 @@ def profile_save(
 def _model_words(p: Profile, m: ProfileModel) -> str:
     extra = [_keep_alive_words(p.keep_alive_for(m))]
     if m.num_ctx:
-        extra.append(f"num_ctx {m.num_ctx}")
+        extra.append(f"context {m.num_ctx}")
     return f"{m.name} ({', '.join(extra)})"
 
 

@@ -48,11 +48,10 @@ def ps(
         what = f"matching {prefix!r} " if prefix else ""
         out.info(f"No models {what}loaded on {client.display_url}.")
         return
-    plain = render.plain_table(render.PS_COLUMNS, render.ps_rows(snapshot, now))
     if out.rich_stdout:
-        out.renderable(render.ps_rich_table(snapshot, now), plain)
+        out.out_console().print(render.ps_styled(snapshot, now, out.width))
     else:
-        out.data(plain)
+        out.data(render.ps_table(snapshot, now, out.width).plain())
 
 
 def register(app: typer.Typer) -> None:

@@ -185,7 +185,7 @@ def _run_live(watcher: Watcher, out: Output, recording: str) -> None:
 
     with Live(
         console=out.out_console(),
-        get_renderable=lambda: _live_view(watcher, recording),
+        get_renderable=lambda: _live_view(watcher, recording, out.out_console().width),
         refresh_per_second=4,
         transient=False,
         redirect_stdout=False,
@@ -194,7 +194,7 @@ def _run_live(watcher: Watcher, out: Output, recording: str) -> None:
         watcher.run(on_events)
 
 
-def _live_view(watcher: Watcher, recording: str) -> RenderableType:
+def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> RenderableType:
     from rich.console import Group
     from rich.text import Text
 
@@ -205,18 +205,30 @@ def _live_view(watcher: Watcher, recording: str) -> RenderableType:
     head = Text(f"Watching {watcher.host}", style="bold")
     if watcher.version:
         head.append(f" (Ollama {watcher.version})", style="")
-    head.append(f" every {watcher.interval:g}s; {recording}; Ctrl-C to stop", style="dim")
+    head.append(f" every {watcher.interval:g}s; Ctrl-C to stop", style="dim")
     parts.append(head)
+    parts.append(Text(recording[:1].upper() + recording[1:], style="dim"))
     snapshot = watcher.snapshot
     if not watcher.up:
         since = watcher.down_since
-        when = f" since {since.astimezone().strftime('%H:%M:%S')}" if since else ""
+        when = f" since {_clock(since)}" if since else ""
         reason = f" ({watcher.last_error})" if watcher.last_error else ""
         parts.append(Text(f"Ollama is not answering{when}{reason}; still trying", "yellow"))
     elif snapshot is not None and not snapshot.models:
         parts.append(Text("No models loaded.", style="dim"))
     if snapshot is not None and snapshot.models:
-        parts.append(render.ps_rich_table(snapshot, now))
+        if watcher.up:
+            parts.append(render.ps_styled(snapshot, now, width))
+        else:
+            # Stale: what was loaded when the server last answered, with the
+            # countdowns as they stood then, never ticking on as if still true.
+            taken = snapshot.taken_at
+            parts.append(
+                Text(f"Last seen at {_clock(taken)} (stale until Ollama answers):", "yellow")
+            )
+            table = render.ps_styled(snapshot, taken, width)
+            table.stylize("dim")
+            parts.append(table)
     for name in watcher.pending:
         parts.append(
             Text(
@@ -226,14 +238,25 @@ def _live_view(watcher: Watcher, recording: str) -> RenderableType:
         )
     recent = [e for e in list(watcher.recent) if not e.event.startswith("recording_")]
     if recent:
+        from rich.table import Table
+
         parts.append(Text("Latest events", style="bold"))
+        # A grid, so a long event wraps under its text, not under the clock.
+        events = Table.grid(padding=(0, 2))
+        events.add_column(no_wrap=True)
+        events.add_column()
         for e in recent[-_LIVE_EVENTS:]:
-            line = Text(e.time.astimezone().strftime("%H:%M:%S") + "  ", style="dim")
+            line = Text()
             if e.model:
                 line.append(e.model + "  ", style="bold")
             line.append(why.describe(e), style=_event_style(e))
-            parts.append(line)
+            events.add_row(Text(_clock(e.time), style="dim"), line)
+        parts.append(events)
     return Group(*parts)
+
+
+def _clock(when: datetime) -> str:
+    return when.astimezone().strftime("%H:%M:%S")
 
 
 def _event_style(e: Event) -> str:

@@ -1,0 +1,220 @@
+"""What a person sees: tables that fit 80 and 120 columns, NO_COLOR as colour only.
+
+Golden outputs for ps, apply --dry-run and profile show, at COLUMNS=80 and 120,
+plain and coloured; the coloured form must be the plain one plus escape codes.
+One test runs the real program in a pseudo-terminal of 80 columns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Run
+from fakeollama import DEFAULT_MODELS, FakeModel, FakeOllama
+
+Cli = Callable[..., Run]
+LONG = "hf.co/bartowski/qwen-coder:q4k"  # 30 characters, the longest the issue asks to keep
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+COUNTDOWN = re.compile(r"\b(29m|4m) [0-5]\ds\b")
+
+
+def strip_ansi(text: str) -> str:
+    return ANSI.sub("", text)
+
+
+def steady(text: str) -> str:
+    """Countdowns tick while a test runs: pin them to their first second."""
+    return COUNTDOWN.sub(lambda m: f"{m.group(1)} 59s", text)
+
+
+def ps_steady(text: str) -> str:
+    """Also sort the rows: Ollama lists models with equal expiry seconds in any order."""
+    head, *rows = steady(text).splitlines()
+    return "\n".join([head, *sorted(rows)]) + "\n"
+
+
+@pytest.fixture
+def busy(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOllama]:
+    """Four models as the issue saw them: a 30-character name, one split CPU/GPU."""
+    extra = FakeModel(LONG, size=6_100_000_000, file_size=4_000_000_000, context_length=32768)
+    server = FakeOllama([*DEFAULT_MODELS, extra], gpu_memory=12_000_000_000, max_loaded=4).start()
+    monkeypatch.setenv("OLLAMA_HOST", server.url)
+    for model in ("qwen2.5:14b", "nomic-embed-text", "llama3.2"):
+        server.preload(model, -1)
+    server.preload(LONG, "30m")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def run_as(cli: Cli, args: tuple[str, ...], columns: int, mode: str) -> str:
+    """stdout as a pipe (plain), a terminal (coloured) or a terminal with NO_COLOR."""
+    env = {"COLUMNS": str(columns), "NO_COLOR": "", "FORCE_COLOR": ""}
+    if mode == "colour":
+        env["FORCE_COLOR"] = "1"
+    elif mode == "no-colour-terminal":
+        env.update(FORCE_COLOR="1", NO_COLOR="1")
+    else:
+        env["NO_COLOR"] = "1"
+    run = cli(*args, env=env)
+    assert run.exit_code == 0, run
+    return run.stdout
+
+
+PS_80 = f"""\
+NAME                               SIZE   PROCESSOR         CONTEXT   UNTIL
+qwen2.5:14b                       10 GB   100% GPU             4096   Forever
+nomic-embed-text:latest          577 MB   100% GPU             2048   Forever
+llama3.2:latest                  3.4 GB   64%/36% CPU/GPU      4096   Forever
+{LONG}   6.1 GB   100% CPU             4096   29m 59s
+"""
+
+PS_120 = f"""\
+NAME                             ID               SIZE   PROCESSOR         CONTEXT   UNTIL
+qwen2.5:14b                      fcfde9c2f592    10 GB   100% GPU             4096   Forever
+nomic-embed-text:latest          f5d93963963e   577 MB   100% GPU             2048   Forever
+llama3.2:latest                  fbcce832f243   3.4 GB   64%/36% CPU/GPU      4096   Forever
+{LONG}   3380e20c1762   6.1 GB   100% CPU             4096   29m 59s
+"""
+
+
+@pytest.mark.parametrize(("columns", "golden"), [(80, PS_80), (120, PS_120)])
+@pytest.mark.parametrize("mode", ["plain", "colour", "no-colour-terminal"])
+def test_ps_golden(cli: Cli, busy: FakeOllama, columns: int, golden: str, mode: str) -> None:
+    out = run_as(cli, ("ps",), columns, mode)
+    if mode == "colour":
+        assert ANSI.search(out), "the coloured form has colour"
+    assert ps_steady(strip_ansi(out)) == ps_steady(golden)
+    assert max(len(line) for line in strip_ansi(out).splitlines()) <= columns
+
+
+def test_ps_gives_way_in_order_and_never_cuts_a_header(cli: Cli, busy: FakeOllama) -> None:
+    at = {c: steady(run_as(cli, ("ps",), c, "plain")) for c in (92, 77, 70, 60, 50)}
+    assert " ID " in at[92] and " ID " not in at[77]  # 1. the ID column goes first
+    assert "64%/36% CPU/GPU" in at[77] and "36% GPU" in at[70]  # 2. then the split shortens
+    assert LONG in at[70] and LONG not in at[60]  # 3. then long names lose their middle
+    assert "hf.co/barto…n-coder:q4k" in at[60]
+    for text in at.values():
+        header = text.splitlines()[0].split()
+        assert header[0] == "NAME" and header[-3:] == ["PROCESSOR", "CONTEXT", "UNTIL"]
+        assert "…" not in text.splitlines()[0]
+        assert "29m 59s" in text and "6.1 GB" in text and "577 MB" in text  # never cut
+
+
+@pytest.fixture
+def profile_file(isolated_env: Path) -> Path:
+    path = isolated_env / "profiles.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            [profiles.coding]
+            keep_alive = "forever"
+            models = [
+              "{LONG}",
+              {{ name = "nomic-embed-text", keep_alive = "10m", num_ctx = 2048 }},
+              "llama3.2",
+              "tiny",
+            ]
+            """
+        )
+    )
+    return path
+
+
+APPLY_80 = f"""\
+ACTION   MODEL                           KEEP-ALIVE  CONTEXT  REASON
+pin      {LONG}  forever           -  the profile wants
+                                                              it pinned; it has
+                                                              29m 59s left
+shorten  nomic-embed-text:latest         10m            2048  pinned, longer
+                                                              than the 10m the
+                                                              profile asks
+ok       llama3.2:latest                 forever           -  pinned, as asked
+load     tiny:latest                     forever           -  not loaded
+"""
+
+APPLY_120 = f"""\
+ACTION    MODEL                            KEEP-ALIVE   CONTEXT   REASON
+pin       {LONG}   forever            -   the profile wants it pinned; it has 29m 59s left
+shorten   nomic-embed-text:latest          10m             2048   pinned, longer than the 10m the profile asks
+ok        llama3.2:latest                  forever            -   pinned, as asked
+load      tiny:latest                      forever            -   not loaded
+"""
+
+
+@pytest.mark.parametrize(("columns", "golden"), [(80, APPLY_80), (120, APPLY_120)])
+@pytest.mark.parametrize("mode", ["plain", "colour", "no-colour-terminal"])
+def test_apply_dry_run_golden(
+    cli: Cli, busy: FakeOllama, profile_file: Path, columns: int, golden: str, mode: str
+) -> None:
+    out = run_as(cli, ("apply", "coding", "--dry-run", "--max-loaded", "0"), columns, mode)
+    assert steady(strip_ansi(out)) == golden
+    assert max(len(line) for line in strip_ansi(out).splitlines()) <= columns
+
+
+def test_profile_show_golden(cli: Cli, profile_file: Path) -> None:
+    outs = {m: run_as(cli, ("profile", "show", "coding"), 80, m) for m in ("plain", "colour")}
+    assert strip_ansi(outs["colour"]) == outs["plain"]
+    assert outs["plain"] == textwrap.dedent(
+        f"""\
+        profile:     coding
+        file:        {profile_file}
+        host:        $OLLAMA_HOST or --host
+        keep-alive:  forever
+        exclusive:   no
+
+        MODEL                            KEEP-ALIVE          CONTEXT
+        {LONG}   forever (profile)         -
+        nomic-embed-text                 10m                    2048
+        llama3.2                         forever (profile)         -
+        tiny                             forever (profile)         -
+        """
+    )
+
+
+def test_a_real_terminal_of_80_columns(busy: FakeOllama, tmp_path: Path) -> None:
+    """The program itself on a pseudo-terminal 80 wide: fits, and NO_COLOR only drops colour."""
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import struct
+    import termios
+
+    def on_tty(extra: dict[str, str]) -> str:
+        main, child = pty.openpty()
+        fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 80, 0, 0))
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR")}
+        env.update(extra, OLLAMA_HOST=busy.url, TERM="xterm-256color")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ollama_resident", "ps"],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env=env,
+        )
+        os.close(child)
+        chunks = []
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(main)
+        assert proc.wait(timeout=30) == 0
+        return b"".join(chunks).decode().replace("\r\n", "\n")
+
+    coloured = on_tty({})
+    plain = on_tty({"NO_COLOR": "1"})
+    assert "\x1b[3" in coloured and "\x1b[3" not in plain  # colour codes (30-37) only there
+    assert ps_steady(strip_ansi(coloured)) == ps_steady(strip_ansi(plain)) == ps_steady(PS_80)
