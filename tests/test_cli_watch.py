@@ -467,7 +467,11 @@ def test_the_live_view_shows_the_table_and_the_latest_events(ollama: FakeOllama)
     watcher.poll_once()
     console = Console(file=io.StringIO(), width=120, color_system=None)
     console.print(_live_view(watcher, "recording to /j"))
-    assert "Ollama is not answering since" in console.file.getvalue()  # type: ignore[attr-defined]
+    down = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "Ollama is not answering since" in down
+    # The last table stays, marked stale, its countdowns as they stood when last seen.
+    assert "Last seen at " in down and "(stale until Ollama answers)" in down
+    assert down.index("stale") < down.index("tiny:latest") and "Forever" in down
     client.close()
 
 
