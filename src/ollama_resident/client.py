@@ -183,6 +183,11 @@ class OllamaClient:
     def version(self) -> str:
         return str(self._json(self._request("GET", "/api/version")).get("version") or "")
 
+    def version_and_date(self) -> tuple[str, str | None]:
+        """``GET /api/version``: the version and the reply's ``Date`` header (None if absent)."""
+        response = self._request("GET", "/api/version")
+        return str(self._json(response).get("version") or ""), response.headers.get("date")
+
     def ps(self) -> PsSnapshot:
         response = self._request("GET", "/api/ps")
         return PsSnapshot.from_api(self._json(response), datetime.now(timezone.utc))

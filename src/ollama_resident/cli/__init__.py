@@ -164,6 +164,7 @@ _COMMANDS = {
     "watch": "watch",
     "why": "why",
     "journal": "watch",
+    "doctor": "doctor",
 }
 
 

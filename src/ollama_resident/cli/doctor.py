@@ -1,0 +1,278 @@
+"""``doctor``: check the running server's configuration against what residency needs."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ollama_resident.cli._options import HostOpt, JsonOpt
+
+if TYPE_CHECKING:
+    from ollama_resident.cli._output import Output
+    from ollama_resident.doctor import Check
+
+__all__ = ["register"]
+
+SCHEMA_VERSION = 1
+# A dead server must not make doctor hang: 1 s to connect, 2 s for an answer.
+CONNECT_TIMEOUT_S = 1.0
+ANSWER_TIMEOUT_S = 2.0
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+_WORD = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
+
+ServerLogOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server-log",
+        help="Read the server's settings from this log file (or - for stdin) instead of "
+        "looking for it (journalctl -u ollama, ~/.ollama/logs/server.log, docker logs).",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(
+        text,
+        width=max(40, width),
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    ) or [indent]
+
+
+def check_lines(check: Check, width: int) -> tuple[str, list[str]]:
+    """The first line's text (without the status word) and the indented lines below it."""
+    head = f"{check.id}: {check.summary}"
+    body: list[str] = []
+    pad = " " * 6
+    for line in check.evidence:
+        body.extend(_wrap(line, width, pad))
+    if check.fix:
+        for n, line in enumerate(check.fix.splitlines()):
+            text = ("fix: " if n == 0 else "") + line
+            if line.startswith("  "):
+                body.append(pad + "     " + line)  # a command or file line: never wrapped
+            else:
+                body.extend(_wrap(text, width, pad if n == 0 else pad + "     "))
+    return head, body
+
+
+def _render(out: Output, checks: list[Check], every: str | None) -> None:
+    import shutil
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    rich = out.rich_stdout
+    for check in checks:
+        head, body = check_lines(check, width)
+        first = _wrap(head, width, "      ")
+        first[0] = first[0][6:]
+        if rich:
+            from rich.text import Text
+
+            line = Text(f"{_WORD[check.status]:<6}", style=_STYLE[check.status])
+            line.append(first[0])
+            out.out_console().print(line, soft_wrap=True)
+            for extra in first[1:] + body:
+                out.out_console().print(Text(extra, style="dim" if extra in body else ""))
+        else:
+            out.data(f"{_WORD[check.status]:<6}{first[0]}")
+            for extra in first[1:] + body:
+                out.data(extra)
+    if every:
+        out.data("")
+        out.data("How to give the server these settings (what runs it was not found):")
+        for line in every.splitlines():
+            out.data(("  " + line) if not line.startswith("  ") else "    " + line)
+
+
+def _summary(checks: list[Check]) -> str:
+    counts = {s: sum(1 for c in checks if c.status == s) for s in ("fail", "warn", "ok")}
+    words = {"fail": "failed", "warn": "to look at", "ok": "ok"}
+    return "doctor: " + ", ".join(f"{n} {words[s]}" for s, n in counts.items() if n)
+
+
+def doctor(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Also check this profile against the server: cap, memory, contexts, guard.",
+            show_default=False,
+        ),
+    ] = None,
+    server_log: ServerLogOpt = None,
+    json_output: JsonOpt = False,
+    host: HostOpt = None,
+) -> None:
+    """Check the server's real configuration against what keeps models loaded.
+
+    One line per check (ok, warn, FAIL) with the evidence, each value with
+    where it was read, and for each problem the exact fix for what runs the
+    server (a systemd drop-in, launchctl setenv, docker -e / compose). The
+    server's settings come from its log's newest `server config` line, else
+    the `ollama serve` process environment, else systemd or docker.
+
+    Checks: the server and its version; settings in this shell that the
+    server does not have (OLLAMA_KEEP_ALIVE exported in ~/.bashrc never
+    reaches a service); a profile larger than the server's model cap or
+    memory, naming what Ollama would evict; num_ctx above a model's training
+    context, and against OLLAMA_CONTEXT_LENGTH; pins reset by other clients
+    in the last 24 h and the guard service; the log level; network exposure;
+    the clock offset. It changes nothing and never needs root. See
+    docs/doctor.md.
+
+    Exit codes: 0 nothing failed (warnings allowed); 1 a check failed;
+    2 bad profile; 3 Ollama unreachable.
+
+    \b
+    Examples:
+      ollama-resident doctor
+      ollama-resident doctor --profile coding
+      journalctl -u ollama | ollama-resident doctor --server-log -
+      ollama-resident doctor --json | jq '.checks[] | select(.status != "ok")'
+    """
+    import os
+    from datetime import datetime, timezone
+
+    from ollama_resident import doctor as checks_mod
+    from ollama_resident import factsources, profiles, render
+    from ollama_resident.cli._common import resolve_host, state
+    from ollama_resident.cli._output import Output
+    from ollama_resident.client import OllamaClient
+    from ollama_resident.doctor import Check, DoctorInput
+    from ollama_resident.errors import RequestTimeout, ResidentError, ServerTooOld, ServerUnreachable
+    from ollama_resident.models import PsSnapshot, canonical_name
+    from ollama_resident.plan import installed_from_tags
+
+    chosen = profiles.resolve(profile, state(ctx).profiles) if profile else None
+    out = Output(json=json_output)
+    target = resolve_host(host, chosen.host if chosen else None)
+    client = OllamaClient(target, timeout=ANSWER_TIMEOUT_S, connect_timeout=CONNECT_TIMEOUT_S)
+
+    def finish(
+        checks: list[Check], extra: dict[str, Any], code: int, every: str | None = None
+    ) -> None:
+        if json_output:
+            doc = {
+                "schema_version": SCHEMA_VERSION,
+                "host": client.display_url,
+                "profile": chosen.name if chosen else None,
+                "ok": not any(c.status == "fail" for c in checks),
+                "checks": [c.to_json() for c in checks],
+                "how_to_set": every,
+                **extra,
+            }
+            out.data(render.dumps(doc))
+        else:
+            _render(out, checks, every)
+            out.info(_summary(checks))
+        if code:
+            raise typer.Exit(code)
+
+    with client:
+        import time
+
+        try:
+            before = time.time()
+            version, date = client.version_and_date()
+            after = time.time()
+        except (ServerUnreachable, RequestTimeout) as exc:
+            hint = exc.hint or ""
+            finish(
+                [Check("server", "fail", exc.message, (), hint or None)],
+                {"facts": None},
+                3,
+            )
+            return
+        snapshot = PsSnapshot((), datetime.now(timezone.utc))
+        installed = {}
+        try:
+            snapshot = client.ps()
+            installed = installed_from_tags(client.tags())
+        except ServerTooOld:
+            pass
+        except RequestTimeout as exc:
+            finish([Check("server", "fail", exc.message)], {"facts": None}, 3)
+            return
+        model_info = {}
+        if chosen is not None:
+            for pm in chosen.models:
+                try:
+                    model_info[canonical_name(pm.name)] = client.show(pm.name)
+                except ServerUnreachable:
+                    raise
+                except ResidentError:
+                    continue
+
+    stdin_lines = sys.stdin if server_log == "-" else None
+    gathered = factsources.gather(
+        target, version=version, server_log=server_log, stdin_lines=stdin_lines
+    )
+    offset = None
+    if date:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            server_time = parsedate_to_datetime(date).timestamp()
+            offset = server_time + 0.5 - (before + after) / 2  # the header truncates to seconds
+        except (TypeError, ValueError):
+            offset = None
+    journal_events: list[Any] = []
+    journal_path = ""
+    try:
+        from datetime import timedelta
+
+        from ollama_resident.journal import Journal
+
+        journal = Journal()
+        journal_path = str(journal.path)
+        since = datetime.now(timezone.utc) - timedelta(hours=24)
+        journal_events = journal.read(since=since, host=client.display_url)
+    except OSError:
+        pass
+    inp = DoctorInput(
+        url=client.display_url,
+        version=version,
+        facts=gathered.facts,
+        manager=gathered.manager,
+        shell_env=dict(os.environ),
+        snapshot=snapshot,
+        now=snapshot.taken_at,
+        profile=chosen,
+        installed=installed,
+        model_info=model_info,
+        journal=journal_events,
+        journal_path=journal_path,
+        guard_service=factsources.guard_service(chosen.name) if chosen else None,
+        clock_offset_s=offset,
+        clock_error_s=1.0 + (after - before) / 2,
+    )
+    checks = checks_mod.run_checks(inp)
+    failed = any(c.status == "fail" for c in checks)
+    finish(
+        checks,
+        {
+            "facts": gathered.facts.to_json(),
+            "manager": {
+                "kind": gathered.manager.kind,
+                "name": gathered.manager.name,
+                "evidence": gathered.manager.evidence,
+            },
+            "clock_offset_s": None if offset is None else round(offset, 3),
+        },
+        1 if failed else 0,
+        checks_mod.every_fix(gathered.manager, checks),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)

@@ -1,0 +1,506 @@
+"""Where :mod:`ollama_resident.serverfacts` gets its input: the only I/O behind it.
+
+Each reader is bounded (a file read from its end, a subprocess with a 1 s timeout),
+never needs root and never raises: what it could not read becomes a reason in words.
+
+- the server log: a file (or stdin) named by the user, else the usual places;
+- the running ``ollama serve``: ``/proc/PID/cmdline`` (anyone may read it) and
+  ``/proc/PID/environ`` (the same user or root only), ``/proc/PID/cgroup`` for the
+  service manager that started it;
+- ``systemctl show ollama``: the unit's ``Environment=`` (systemd installs, Linux script);
+- ``docker ps`` / ``docker inspect``: a container of the ``ollama/ollama`` image that
+  publishes the server's port, and its ``Config.Env``;
+- macOS: the app's ``~/.ollama/logs/server.log``; ``launchctl getenv`` for a variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ollama_resident import serverfacts
+from ollama_resident.host import Host
+from ollama_resident.serverfacts import ServerFacts
+
+if TYPE_CHECKING:
+    from ollama_resident.doctor import GuardService
+
+__all__ = [
+    "Manager",
+    "ServeProcess",
+    "gather",
+    "guard_service",
+    "is_local",
+    "read_log_tail",
+]
+
+SUBPROCESS_TIMEOUT_S = 1.0
+LOG_TAIL_BYTES = 8 * 1024 * 1024  # the newest start block is almost always in the last 8 MB
+LOG_SCAN_MAX_BYTES = 64 * 1024 * 1024
+JOURNAL_LINES = 20000
+
+ManagerKind = Literal["systemd", "launchd", "docker", "shell", "unknown"]
+
+
+@dataclass(frozen=True)
+class Manager:
+    """What runs the server, so a fix can be written for it.
+
+    ``name`` is the unit (``ollama.service``), the container, or ``ollama serve``.
+    """
+
+    kind: ManagerKind
+    name: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class ServeProcess:
+    pid: int
+    argv: tuple[str, ...]
+    environ: Mapping[str, str] | None  # None: not readable
+    environ_error: str | None
+    cgroup: str
+    port: int
+
+
+@dataclass
+class Gathered:
+    """Everything read about the server from outside the HTTP API."""
+
+    facts: ServerFacts
+    manager: Manager
+    tried: list[str] = field(default_factory=list)  # what was looked at, in words
+
+
+def is_local(host: Host) -> bool:
+    """True when the server is on this machine (so its process and services are visible)."""
+    import socket
+
+    name = host.host.lower()
+    if name in ("localhost", "::1", "0.0.0.0", "::") or name.startswith("127."):
+        return True
+    try:
+        return name in (socket.gethostname().lower(), socket.getfqdn().lower())
+    except OSError:
+        return False
+
+
+# -- the log ---------------------------------------------------------------------------------------
+
+
+def read_log_tail(path: Path) -> tuple[list[str], int]:
+    """The lines of ``path`` from its newest ``server config`` line on (at least the last 8 MB).
+
+    Returns the lines and the 1-based number of the first one (lines before it are
+    counted, not kept). Reads backwards in blocks, at most 64 MB.
+    """
+    markers = (b'msg="server config"', b"INFO server config")
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        start = max(0, size - LOG_TAIL_BYTES)
+        fh.seek(start)
+        data = fh.read(size - start)
+        while start > 0 and not any(m in data for m in markers):
+            if size - start >= LOG_SCAN_MAX_BYTES:
+                break
+            step = min(start, LOG_TAIL_BYTES)
+            start -= step
+            fh.seek(start)
+            data = fh.read(step) + data
+        if start > 0:
+            cut = data.find(b"\n") + 1  # drop the partial first line
+            data = data[cut:]
+            # count the lines before, for true line numbers
+            fh.seek(0)
+            before = 0
+            remaining = start + cut
+            while remaining > 0:
+                chunk = fh.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                before += chunk.count(b"\n")
+                remaining -= len(chunk)
+        else:
+            before = 0
+    text = data.decode("utf-8", errors="replace")
+    return text.splitlines(), before + 1
+
+
+def facts_from_lines(lines: Sequence[str], origin: str, start_line: int = 1) -> ServerFacts:
+    from ollama_resident import serverlog
+
+    records = serverlog.iter_records(lines, start_line=start_line)
+    return serverfacts.facts_from_records(records, origin)
+
+
+def _run(argv: Sequence[str], timeout: float = SUBPROCESS_TIMEOUT_S) -> tuple[int, str, str]:
+    """Run a read-only command; (-1, "", reason) when it cannot run or times out."""
+    if shutil.which(argv[0]) is None:
+        return -1, "", f"{argv[0]} not found"
+    try:
+        done = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "LC_ALL": "C", "SYSTEMD_PAGER": "", "PAGER": "cat"},
+        )
+    except subprocess.TimeoutExpired:
+        return -1, "", f"{argv[0]} did not answer within {timeout:g}s"
+    except OSError as exc:
+        return -1, "", f"{argv[0]}: {exc.strerror or exc}"
+    return done.returncode, done.stdout, done.stderr.strip()
+
+
+def _log_candidates(manager: Manager) -> list[tuple[str, list[str], int] | str]:
+    """Logs to try, best first: (origin, lines, first line number), or a reason it failed."""
+    out: list[tuple[str, list[str], int] | str] = []
+    app_log = Path.home() / ".ollama" / "logs" / "server.log"
+    if manager.kind == "systemd":
+        code, text, err = _run(
+            ["journalctl", "-u", manager.name, "-o", "cat", "--no-pager", "-n", str(JOURNAL_LINES)]
+        )
+        if code == 0 and text.strip():
+            out.append((f"journalctl -u {manager.name}", text.splitlines(), 1))
+        else:
+            out.append(f"journalctl -u {manager.name}: {err or 'no lines (not in the journal group?)'}")
+    if manager.kind == "docker":
+        code, text, err = _run(["docker", "logs", "--tail", str(JOURNAL_LINES), manager.name])
+        if code == 0:
+            out.append((f"docker logs {manager.name}", text.splitlines(), 1))
+        else:
+            out.append(f"docker logs {manager.name}: {err}")
+    if app_log.is_file():
+        try:
+            lines, first = read_log_tail(app_log)
+            out.append((str(app_log), lines, first))
+        except OSError as exc:
+            out.append(f"{app_log}: {exc.strerror or exc}")
+    return out
+
+
+# -- the process -----------------------------------------------------------------------------------
+
+
+def _port_of(value: str | None) -> int:
+    """The port an ``OLLAMA_HOST`` value makes the server listen on (11434 by default)."""
+    if not value:
+        return 11434
+    text = value.strip().strip("\"'")
+    if "://" in text:
+        scheme, text = text.split("://", 1)
+    else:
+        scheme = ""
+    text = text.split("/", 1)[0]
+    if text.startswith("["):
+        _host, _, rest = text.partition("]")
+        port = rest.lstrip(":")
+    elif text.count(":") == 1:
+        port = text.split(":")[1]
+    else:
+        port = ""
+    if port.isdigit():
+        return int(port)
+    return {"http": 80, "https": 443}.get(scheme, 11434)
+
+
+def find_serve_processes(proc: Path = Path("/proc")) -> list[ServeProcess]:
+    """Every ``ollama serve`` this user can see (Linux ``/proc``; empty elsewhere)."""
+    found: list[ServeProcess] = []
+    try:
+        entries = [p for p in proc.iterdir() if p.name.isdigit()]
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            argv = tuple(
+                a.decode(errors="replace")
+                for a in (entry / "cmdline").read_bytes().split(b"\0")
+                if a
+            )
+        except OSError:
+            continue
+        if len(argv) < 2 or Path(argv[0]).name not in ("ollama", "ollama.exe"):
+            continue
+        if "serve" not in argv[1:3]:
+            continue
+        environ: dict[str, str] | None = None
+        error = None
+        try:
+            raw = (entry / "environ").read_bytes()
+            environ = {}
+            for item in raw.split(b"\0"):
+                key, sep, value = item.decode(errors="replace").partition("=")
+                if sep:
+                    environ[key] = value
+        except PermissionError:
+            error = (
+                f"/proc/{entry.name}/environ is readable only by the user the server runs as "
+                "(or root)"
+            )
+        except OSError as exc:
+            error = f"/proc/{entry.name}/environ: {exc.strerror or exc}"
+        try:
+            cgroup = (entry / "cgroup").read_text(errors="replace")
+        except OSError:
+            cgroup = ""
+        port = _port_of((environ or {}).get("OLLAMA_HOST"))
+        found.append(ServeProcess(int(entry.name), argv, environ, error, cgroup, port))
+    return found
+
+
+def _manager_from_cgroup(p: ServeProcess) -> Manager | None:
+    text = p.cgroup
+    for line in text.splitlines():
+        path = line.rsplit(":", 1)[-1]
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if "docker" in path or "containerd" in path or name.startswith("libpod"):
+            return None  # a container: docker names it
+        if name.endswith(".service") and "user@" not in path and "session" not in name:
+            return Manager("systemd", name, f"process {p.pid} runs in {name}")
+    return None
+
+
+# -- systemd and docker ------------------------------------------------------------------------------
+
+
+def parse_systemd_environment(value: str) -> dict[str, str]:
+    """``Environment=`` of ``systemctl show``: space-separated, each word maybe quoted.
+
+    >>> parse_systemd_environment('OLLAMA_HOST=0.0.0.0 "OLLAMA_ORIGINS=a b" X=1')
+    {'OLLAMA_HOST': '0.0.0.0', 'OLLAMA_ORIGINS': 'a b', 'X': '1'}
+    """
+    import shlex
+
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        words = value.split()
+    out: dict[str, str] = {}
+    for word in words:
+        key, sep, val = word.partition("=")
+        if sep:
+            out[key] = val
+    return out
+
+
+def systemd_unit(unit: str = "ollama.service") -> tuple[dict[str, str] | None, str]:
+    """``systemctl show UNIT``'s properties, or None and why."""
+    code, text, err = _run(
+        [
+            "systemctl",
+            "show",
+            unit,
+            "--no-pager",
+            "-p",
+            "LoadState",
+            "-p",
+            "ActiveState",
+            "-p",
+            "MainPID",
+            "-p",
+            "Environment",
+            "-p",
+            "FragmentPath",
+        ]
+    )
+    if code != 0:
+        return None, f"systemctl show {unit}: {err or 'failed'}"
+    props = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            props[key] = value
+    if props.get("LoadState") != "loaded":
+        return None, f"no {unit} unit"
+    return props, ""
+
+
+def docker_container(port: int) -> tuple[tuple[str, dict[str, str]] | None, str]:
+    """The running container of an Ollama image publishing ``port``, and its environment."""
+    code, text, err = _run(
+        ["docker", "ps", "--no-trunc", "--format", "{{.Names}}\t{{.Image}}\t{{.Ports}}"]
+    )
+    if code != 0:
+        return None, f"docker ps: {err or 'failed'}"
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3 or "ollama" not in parts[1].lower():
+            continue
+        name, ports = parts[0], parts[2]
+        if f":{port}->" not in ports and not (ports == "" and port == 11434):
+            continue
+        code, env_text, err = _run(["docker", "inspect", "--format", "{{json .Config.Env}}", name])
+        env: dict[str, str] = {}
+        if code == 0:
+            try:
+                items = json.loads(env_text)
+            except ValueError:
+                items = []
+            for item in items if isinstance(items, list) else []:
+                key, sep, value = str(item).partition("=")
+                if sep:
+                    env[key] = value
+        return (name, env), ""
+    return None, f"no running Ollama container publishes port {port}"
+
+
+# -- all together ----------------------------------------------------------------------------------
+
+
+def _log_matches(facts: ServerFacts, host: Host, version: str | None) -> str | None:
+    """Why the log's newest start is not the server at ``host``, or None when it may be."""
+    if facts.listening:
+        port = _port_of(facts.listening)
+        if port != host.port and host.port not in (80, 443):
+            return f"its newest start listens on {facts.listening}, not port {host.port}"
+    if version and facts.version and facts.version != version:
+        return (
+            f"its newest start is version {facts.version} but the server answers {version}: "
+            "the log is older than the running server"
+        )
+    return None
+
+
+def gather(
+    host: Host,
+    *,
+    version: str | None,
+    server_log: str | None = None,
+    stdin_lines: Iterable[str] | None = None,
+) -> Gathered:
+    """Facts by precedence (log, process, service manager), and the manager found.
+
+    ``server_log`` is a path or ``-`` (then ``stdin_lines`` are read). A log whose newest
+    start does not match the server (another port, another version) is not used.
+    """
+    tried: list[str] = []
+    local = is_local(host)
+    manager = Manager("unknown", "", "not on this machine" if not local else "nothing found")
+    processes = find_serve_processes() if local and sys.platform.startswith("linux") else []
+    process = next((p for p in processes if p.port == host.port), None)
+    if process is None and len(processes) == 1 and processes[0].environ is None:
+        process = processes[0]  # its port is unknown without its environment
+    systemd: dict[str, str] | None = None
+    if local:
+        if process is not None:
+            found = _manager_from_cgroup(process)
+            if found is not None:
+                manager = found
+        if manager.kind == "unknown" and sys.platform.startswith("linux"):
+            systemd, why = systemd_unit()
+            if systemd is not None and systemd.get("ActiveState") == "active":
+                manager = Manager("systemd", "ollama.service", "systemctl: ollama.service is active")
+            elif why:
+                tried.append(why)
+        if manager.kind == "unknown" and sys.platform == "darwin":
+            app = Path("/Applications/Ollama.app")
+            if app.exists():
+                manager = Manager("launchd", "Ollama.app", "the Ollama app is installed")
+        docker: tuple[str, dict[str, str]] | None = None
+        if manager.kind == "unknown":
+            docker, why = docker_container(host.port)
+            if docker is not None:
+                manager = Manager("docker", docker[0], f"container {docker[0]} publishes the port")
+            elif why:
+                tried.append(why)
+        if manager.kind == "unknown" and process is not None:
+            manager = Manager(
+                "shell", "ollama serve", f"process {process.pid} (`{' '.join(process.argv)}`)"
+            )
+    else:
+        docker = None
+
+    # 1. the log
+    candidates: list[tuple[str, list[str], int] | str] = []
+    if server_log == "-":
+        candidates = [("standard input", list(stdin_lines or []), 1)]
+    elif server_log:
+        try:
+            lines, first = read_log_tail(Path(server_log).expanduser())
+            candidates = [(server_log, lines, first)]
+        except OSError as exc:
+            tried.append(f"{server_log}: {exc.strerror or exc}")
+    elif local:
+        candidates = _log_candidates(manager)
+    for cand in candidates:
+        if isinstance(cand, str):
+            tried.append(cand)
+            continue
+        origin, lines, first = cand
+        facts = facts_from_lines(lines, origin, first)
+        if not facts.known:
+            tried.append(facts.reason or f"{origin}: no server config")
+            continue
+        mismatch = _log_matches(facts, host, version)
+        if mismatch:
+            tried.append(f"{origin}: {mismatch}")
+            continue
+        return Gathered(facts, manager, tried)
+
+    # 2. the process
+    if process is not None and process.environ is not None:
+        origin = f"the environment of process {process.pid} (`{' '.join(process.argv)}`)"
+        facts = serverfacts.facts_from_environment(process.environ, origin, version=version)
+        return Gathered(facts, manager, tried)
+    if process is not None and process.environ_error:
+        tried.append(process.environ_error)
+    elif local and sys.platform.startswith("linux") and not processes:
+        tried.append("no `ollama serve` process visible on this machine")
+
+    # 3. the service manager
+    if systemd is None and manager.kind == "systemd":
+        systemd, _why = systemd_unit(manager.name)
+    if systemd is not None and manager.kind == "systemd":
+        env = parse_systemd_environment(systemd.get("Environment", ""))
+        facts = serverfacts.facts_from_environment(
+            env, f"`systemctl show {manager.name} -p Environment`", version=version
+        )
+        return Gathered(facts, manager, tried)
+    if docker is not None:
+        facts = serverfacts.facts_from_environment(
+            docker[1], f"`docker inspect {docker[0]}`", version=version
+        )
+        return Gathered(facts, manager, tried)
+    if not local:
+        tried.append(
+            "the server is not on this machine: give its log with --server-log "
+            "(e.g. `ssh HOST journalctl -u ollama | ollama-resident doctor --server-log -`)"
+        )
+    reason = "; ".join(tried) if tried else "no server log, process or service found"
+    return Gathered(serverfacts.unknown(reason), manager, tried)
+
+
+def guard_service(profile: str) -> GuardService:
+    """The guard service `service install` writes for ``profile``, and whether it runs."""
+    from ollama_resident import service
+    from ollama_resident.doctor import GuardService
+
+    home = Path.home()
+    if sys.platform == "darwin":
+        label = service.launchd_label(profile)
+        path = home / "Library" / "LaunchAgents" / f"{label}.plist"
+        enable = f"launchctl load -w {path}"
+        running: bool | None = None
+        if path.exists():
+            code, _out, _err = _run(["launchctl", "list", label])
+            running = code == 0 if code >= 0 else None
+        return GuardService(label, str(path), path.exists(), running, enable)
+    name = service.systemd_unit_name(profile)
+    path = home / ".config" / "systemd" / "user" / name
+    enable = f"systemctl --user enable --now {name}"
+    running = None
+    if path.exists():
+        code, out, _err = _run(["systemctl", "--user", "is-active", name])
+        running = out.strip() == "active" if code >= 0 and out.strip() else None
+    return GuardService(name, str(path), path.exists(), running, enable)
