@@ -270,7 +270,16 @@ def test_json_document(cli: Cli, path: Path, ollama: FakeOllama) -> None:
         "plan",
         "unloaded",
         "loaded",
+        "refused",
+        "end_state",
         "ok",
+    }
+    assert doc["refused"] is None
+    assert doc["end_state"] == {
+        "ok": True,
+        "asked": 1,
+        "resident": ["tiny:latest"],
+        "lost": [],
     }
     assert (doc["schema_version"], doc["profile"], doc["host"]) == (1, "p", ollama.url)
     assert (doc["dry_run"], doc["ok"]) == (False, True)

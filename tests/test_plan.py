@@ -334,6 +334,8 @@ def test_summary_and_json() -> None:
         "exclusive",
         "max_loaded",
         "memory",
+        "max_loaded_source",
+        "memory_source",
         "steps",
         "evictions",
         "notes",

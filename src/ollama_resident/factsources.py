@@ -159,7 +159,8 @@ def _run(argv: Sequence[str], timeout: float = SUBPROCESS_TIMEOUT_S) -> tuple[in
         return -1, "", f"{argv[0]} did not answer within {timeout:g}s"
     except OSError as exc:
         return -1, "", f"{argv[0]}: {exc.strerror or exc}"
-    return done.returncode, done.stdout, done.stderr.strip()
+    lines = done.stderr.strip().splitlines()
+    return done.returncode, done.stdout, lines[0].strip() if lines else ""
 
 
 def _log_candidates(manager: Manager) -> list[tuple[str, list[str], int] | str]:

@@ -184,6 +184,39 @@ class Plan:
     max_loaded: int | None = DEFAULT_MAX_LOADED
     memory: int | None = None
     notes: tuple[str, ...] = field(default=())
+    max_loaded_source: str | None = None  # where the cap came from, in words
+    memory_source: str | None = None
+
+    @property
+    def self_evictions(self) -> tuple[Eviction, ...]:
+        """Predicted evictions of the profile's own models: the profile cannot stay whole."""
+        return tuple(e for e in self.evictions if e.in_profile)
+
+    def blocking_eviction(self, cap_known: bool, memory_known: bool) -> Eviction | None:
+        """The first eviction of the plan's own models that a known limit makes certain.
+
+        ``apply`` (and ``pin``/``preload``) refuse such a plan up front unless --force:
+        each load would push out a model the same command asked for. A guessed limit
+        only warns; the end state then tells what stayed.
+        """
+        for e in self.self_evictions:
+            if (e.cause == "max-loaded" and cap_known) or (e.cause == "memory" and memory_known):
+                return e
+        return None
+
+    def limits_line(self) -> str:
+        """``limits: at most 2 models (OLLAMA_MAX_LOADED_MODELS=2, from ...); memory ...``."""
+        cap = (
+            f"at most {self.max_loaded} models loaded" if self.max_loaded else "no model cap"
+        )
+        if self.max_loaded_source:
+            cap += f" ({self.max_loaded_source})"
+        mem = "memory not considered"
+        if self.memory:
+            mem = f"{human_bytes(self.memory)} of memory"
+            if self.memory_source:
+                mem += f" ({self.memory_source})"
+        return f"limits: {cap}; {mem}"
 
     @property
     def changes(self) -> tuple[Step, ...]:
@@ -239,6 +272,8 @@ class Plan:
             "exclusive": self.exclusive,
             "max_loaded": self.max_loaded,
             "memory": self.memory,
+            "max_loaded_source": self.max_loaded_source,
+            "memory_source": self.memory_source,
             "steps": [s.to_json() for s in self.steps],
             "evictions": [e.to_json() for e in self.evictions],
             "notes": list(self.notes),
@@ -405,6 +440,7 @@ def _predict(
     installed: Mapping[str, Installed],
     max_loaded: int | None,
     memory: int | None,
+    cap_source: str | None = None,
 ) -> list[Eviction]:
     in_profile = {canonical_name(m.name) for m in profile.models}
     wanted_by_name = {canonical_name(m.name): profile.keep_alive_for(m) for m in profile.models}
@@ -446,14 +482,18 @@ def _predict(
                 if victim is None:
                     break
                 resident.remove(victim)
-                evictions.append(_eviction(victim, new, "max-loaded", resident, max_loaded, memory))
+                evictions.append(
+                    _eviction(victim, new, "max-loaded", resident, max_loaded, memory, cap_source)
+                )
         if memory and size:
             while resident and sum(r.size or 0 for r in resident) + size > memory:
                 victim = _victim(resident)
                 if victim is None:
                     break
                 resident.remove(victim)
-                evictions.append(_eviction(victim, new, "memory", resident, max_loaded, memory))
+                evictions.append(
+                    _eviction(victim, new, "memory", resident, max_loaded, memory, cap_source)
+                )
         resident.append(new)
     return evictions
 
@@ -465,12 +505,13 @@ def _eviction(
     others: list[_Runner],
     max_loaded: int | None,
     memory: int | None,
+    cap_source: str | None = None,
 ) -> Eviction:
     certain = not victim.estimated and not any(r.estimated for r in others)
     if cause == "max-loaded":
         why = (
-            f"Ollama keeps at most {max_loaded} models loaded (OLLAMA_MAX_LOADED_MODELS; "
-            "--max-loaded to change)"
+            f"Ollama keeps at most {max_loaded} models loaded "
+            f"({cap_source or 'OLLAMA_MAX_LOADED_MODELS; --max-loaded to change'})"
         )
     else:
         assert memory is not None
@@ -510,6 +551,8 @@ def make_plan(
     max_loaded: int | None = DEFAULT_MAX_LOADED,
     memory: int | None = None,
     now: datetime | None = None,
+    max_loaded_source: str | None = None,
+    memory_source: str | None = None,
 ) -> Plan:
     """Compare ``profile`` with ``snapshot`` and say what to do, model by model.
 
@@ -518,7 +561,8 @@ def make_plan(
     ``training_contexts`` maps a model (any spelling) to its training context from
     ``/api/show``, so that a ``num_ctx`` above it is not mistaken for a wrong
     context. ``exclusive`` None takes the profile's setting. ``max_loaded`` None
-    or 0 and ``memory`` None skip those eviction checks.
+    or 0 and ``memory`` None skip those eviction checks; ``*_source`` say in words where
+    they came from (``--max-loaded``, the server log ...), for the messages.
     """
     when = now if now is not None else snapshot.taken_at
     excl = profile.exclusive if exclusive is None else exclusive
@@ -554,13 +598,16 @@ def make_plan(
             )
         )
     all_steps = [*unloads, *steps]
-    evictions = _predict(all_steps, snapshot, when, profile, tags, max_loaded, memory)
+    evictions = _predict(
+        all_steps, snapshot, when, profile, tags, max_loaded, memory, max_loaded_source
+    )
 
     notes: list[str] = []
     if max_loaded and len(profile.models) > max_loaded:
         notes.append(
             f"the profile has {len(profile.models)} models but Ollama keeps at most "
-            f"{max_loaded} loaded (OLLAMA_MAX_LOADED_MODELS): they cannot all stay"
+            f"{max_loaded} loaded ({max_loaded_source or 'OLLAMA_MAX_LOADED_MODELS'}): "
+            "they cannot all stay"
         )
     missing = [s.requested or s.model for s in steps if s.installed is False]
     if missing:
@@ -575,4 +622,6 @@ def make_plan(
         max_loaded=max_loaded or None,
         memory=memory,
         notes=tuple(notes),
+        max_loaded_source=max_loaded_source,
+        memory_source=memory_source,
     )

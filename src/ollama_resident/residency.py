@@ -213,6 +213,8 @@ def load_models(
     on_start: Callable[[LoadRequest, RunningModel | None], None] | None = None,
     on_result: Callable[[LoadOutcome], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    snapshot: PsSnapshot | None = None,
+    snapshot_seconds: float = 0.005,
 ) -> list[LoadOutcome]:
     """Make each model resident as asked, one after another, and report truthfully.
 
@@ -221,14 +223,18 @@ def load_models(
     (embedding-only models load through /api/embed) and the no-reload
     context; the load follows at once, and /api/ps is read back to report the
     keep-alive in effect, the processor split and what the load evicted.
+    ``snapshot``: an /api/ps read just before (it took ``snapshot_seconds``), to save
+    the first one.
     A failure is recorded and the next model goes ahead. Ctrl-C closes the
     connection (so Ollama aborts the load) and raises LoadCancelled.
     """
     results: list[LoadOutcome] = []
     client.open()  # so the timing below is the request, not the httpx import
     start = clock()
-    snapshot = client.ps()
-    rtt = clock() - start  # a warm request costs about this much; a load far more
+    fresh = client.ps() if snapshot is None else snapshot
+    # a warm request costs about this much; a load far more
+    rtt = clock() - start if snapshot is None else snapshot_seconds
+    snapshot = fresh
     current: str | None = None
     try:
         for req in requests:

@@ -47,6 +47,7 @@ __all__ = [
     "facts_from_environment",
     "facts_from_records",
     "log_level",
+    "plan_limits",
     "describe_value",
     "same_setting",
     "unknown",
@@ -214,10 +215,10 @@ class ServerFacts:
         """The effective ``OLLAMA_MAX_LOADED_MODELS``: set, or 3 x GPUs (3 on CPU)."""
         s = self.setting("OLLAMA_MAX_LOADED_MODELS")
         if s is None:
-            reason = self.reason or "the server's configuration is unknown"
             return Limit(
                 MODELS_PER_GPU,
-                f"assumed: Ollama's automatic value on CPU or one GPU ({reason})",
+                "assumed: Ollama's automatic value on CPU or one GPU; the server's own "
+                "setting was not found (`ollama-resident doctor` says why)",
                 known=False,
             )
         n = _uint(s.raw)
@@ -520,3 +521,18 @@ def facts_from_environment(
     """Facts from a process environment or a service definition (only what is set is named)."""
     settings = {k: Setting(k, v, origin) for k, v in environ.items() if k.startswith("OLLAMA_")}
     return ServerFacts(origin=origin, env=settings, version=version)
+
+
+def plan_limits(
+    facts: ServerFacts, max_loaded: int | None, memory: int | None
+) -> tuple[Limit, Limit]:
+    """The cap and memory a plan uses: the options when given, else the server's facts.
+
+    ``max_loaded`` 0 means no cap. Memory from the facts is an estimate (``known`` False).
+    """
+    if max_loaded is not None:
+        cap = Limit(max_loaded or None, f"--max-loaded {max_loaded}", True)
+    else:
+        cap = facts.max_loaded()
+    mem = Limit(memory, "--memory", True) if memory is not None else facts.memory()
+    return cap, mem

@@ -6,6 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ollama_resident.cli._limits import (
+    DryRunOpt,
+    ForceOpt,
+    MaxLoadedOpt,
+    MemoryOpt,
+    ServerLogOpt,
+)
 from ollama_resident.cli._options import HostOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
 
 if TYPE_CHECKING:
@@ -27,18 +34,6 @@ _ACTION_STYLE = {
     "unload": "red",
     "ok": "dim",
 }
-
-
-def _memory(value: str | None) -> str | None:
-    if value is None:
-        return None
-    from ollama_resident.plan import parse_size
-
-    try:
-        parse_size(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return value
 
 
 def plan_rows(plan: Plan) -> list[tuple[str, ...]]:
@@ -90,7 +85,7 @@ def _plan_style(plan: Plan) -> Any:
     return style
 
 
-def _show_plan(out: Output, plan: Plan, where: str) -> None:
+def show_plan(out: Output, plan: Plan, where: str, title: str | None = None) -> None:
     """The plan on stdout (a table on a terminal, plain columns otherwise); notes on stderr.
 
     With --quiet (and --json, whose document carries the plan) only warnings that
@@ -100,7 +95,10 @@ def _show_plan(out: Output, plan: Plan, where: str) -> None:
 
     if not out.quiet:
         mode = " (exclusive)" if plan.exclusive else ""
-        out.info(f'Plan for profile "{plan.profile}"{mode} on {where}: {plan.summary()}')
+        what = title or f'profile "{plan.profile}"{mode}'
+        out.info(f"Plan for {what} on {where}: {plan.summary()}")
+        if not plan.is_noop:
+            out.info(plan.limits_line())
         if plan.steps:
             fitted = render.table(_plan_layout(), plan_rows(plan), out.width)
             if out.rich_stdout:
@@ -159,31 +157,11 @@ def apply(
             show_default=False,
         ),
     ] = None,
-    dry_run: Annotated[
-        bool,
-        typer.Option("--dry-run", "-n", help="Print the plan and stop; nothing is sent."),
-    ] = False,
-    max_loaded: Annotated[
-        int | None,
-        typer.Option(
-            "--max-loaded",
-            help="The server's OLLAMA_MAX_LOADED_MODELS, for predicting evictions "
-            "(default 3: Ollama's automatic value on CPU or one GPU; 0: no limit).",
-            min=0,
-            metavar="N",
-            show_default=False,
-        ),
-    ] = None,
-    memory: Annotated[
-        str | None,
-        typer.Option(
-            "--memory",
-            help="Memory Ollama may fill, e.g. 24GB: also predict evictions by model size.",
-            callback=_memory,
-            metavar="SIZE",
-            show_default=False,
-        ),
-    ] = None,
+    dry_run: DryRunOpt = False,
+    max_loaded: MaxLoadedOpt = None,
+    memory: MemoryOpt = None,
+    server_log: ServerLogOpt = None,
+    force: ForceOpt = False,
     background: Annotated[
         bool,
         typer.Option(
@@ -208,10 +186,18 @@ def apply(
     profile. A model has drifted when the profile wants it pinned and it is
     not, or when it holds a longer window than the profile asks. A window
     that has only counted down has not drifted. Where a load will make Ollama
-    evict a model, the plan names it. Results are reported as by `preload`.
+    evict a model, the plan names it, by Ollama's rule (the idle model with the
+    shortest keep-alive goes first; a pinned one last, but it goes). The model
+    cap and memory come from the server itself (its log, its process
+    environment or its service; see `doctor`), and the plan says where;
+    --max-loaded and --memory override them. A plan that would push out one of
+    the profile's own models is refused (--force to go ahead). At the end it
+    checks what is resident: a model pushed out by a later load is named, and
+    the exit code is 1.
 
-    Exit codes: 0 done (or nothing to do); 1 a step failed; 2 bad profile or
-    unknown name (nothing sent); 3 Ollama unreachable.
+    Exit codes: 0 done (or nothing to do); 1 a step failed, a model did not
+    stay, or the plan was refused; 2 bad profile or unknown name (nothing
+    sent); 3 Ollama unreachable.
 
     \b
     Examples:
@@ -230,14 +216,19 @@ def apply(
         load_reported,
         report_unload,
     )
+    from ollama_resident.cli._limits import limits_for
+    from ollama_resident.endstate import EndState, end_state
     from ollama_resident.plan import DEFAULT_MAX_LOADED, installed_from_tags, make_plan, parse_size
     from ollama_resident.residency import LoadCancelled, unload_models
+    from ollama_resident.serverfacts import Limit
 
     # Before any connection: a bad file or an unknown name exits 2 with nothing sent.
     profile = profiles.resolve(name, state(ctx).profiles)
     out = Output(quiet=quiet or json_output, json=json_output)
     loaded: list[LoadOutcome] = []
     unloaded: list[UnloadOutcome] = []
+    final: EndState | None = None
+    refused: str | None = None
 
     def document(plan: Plan, where: str) -> dict[str, Any]:
         return {
@@ -246,9 +237,14 @@ def apply(
             "host": where,
             "dry_run": dry_run,
             "plan": plan.to_json(),
+            "refused": refused,
             "unloaded": [render.unload_json(r) for r in unloaded],
             "loaded": [render.load_json(r) for r in loaded],
-            "ok": all(r.ok for r in loaded) and all(r.ok for r in unloaded),
+            "end_state": final.to_json() if final is not None else None,
+            "ok": all(r.ok for r in loaded)
+            and all(r.ok for r in unloaded)
+            and (final is None or final.ok)
+            and refused is None,
         }
 
     if background and (dry_run or wait > 0):
@@ -262,25 +258,54 @@ def apply(
         where = client.display_url
         snapshot = client.ps()
         installed = installed_from_tags(client.tags())
-        plan = make_plan(
-            profile,
-            snapshot,
-            installed=installed,
-            training_contexts=_training_contexts(client, profile, snapshot),
-            exclusive=exclusive,
-            max_loaded=DEFAULT_MAX_LOADED if max_loaded is None else max_loaded,
-            memory=parse_size(memory) if memory else None,
-        )
+
+        def planned(cap: Limit, mem: Limit) -> Plan:
+            return make_plan(
+                profile,
+                snapshot,
+                installed=installed,
+                training_contexts=_training_contexts(client, profile, snapshot),
+                exclusive=exclusive,
+                max_loaded=cap.value or 0,
+                memory=mem.value,
+                max_loaded_source=cap.source,
+                memory_source=mem.source,
+            )
+
         if background:
+            # A startup file only needs to know whether anything is missing; the
+            # detached apply reads the server's limits.
+            default = Limit(DEFAULT_MAX_LOADED, "assumed", False)
+            chosen_cap = default if max_loaded is None else Limit(max_loaded, "", True)
+            size = Limit(parse_size(memory) if memory else None, "--memory", True)
+            plan = planned(chosen_cap, size)
             _spawn_background(
                 ctx, out, profile.name, plan, where, exclusive, host, max_loaded, memory
             )
             return
-        _show_plan(out, plan, where)
+        plan = make_plan(profile, snapshot, installed=installed, exclusive=exclusive)
+        if not plan.is_noop:
+            cap, mem = limits_for(client, server_log, max_loaded, memory)
+            plan = planned(cap, mem)
+            blocking = None if force else plan.blocking_eviction(cap.known, mem.known)
+            refused = blocking.message if blocking is not None else None
+        show_plan(out, plan, where)
+        if refused and dry_run:
+            out.warn(f"apply would refuse this plan: {refused} (--force to go ahead)")
         if dry_run or plan.is_noop:
             if json_output:
                 out.data(render.dumps(document(plan, where)))
             return
+        if refused:
+            from ollama_resident.errors import ResidentError
+
+            if json_output:
+                out.data(render.dumps(document(plan, where)))
+            raise ResidentError(
+                f'not applying profile "{profile.name}": {refused}',
+                hint="--force applies it anyway; `ollama-resident doctor --profile "
+                f"{profile.name}` shows the limits and how to raise them",
+            )
 
         if plan.unload_names():
             unloaded = unload_models(client, plan.unload_names(), snapshot=snapshot)
@@ -296,8 +321,16 @@ def apply(
                 if json_output:
                     out.data(render.dumps(document(plan, where)))
                 raise KeyboardInterrupt from None
+        if loaded:
+            final = end_state(loaded, client.ps())
 
     failed = [r for r in loaded if not r.ok] + [r for r in unloaded if not r.ok]
+    if final is not None and not final.ok:
+        out.error(
+            f'profile "{profile.name}" is not resident as a whole: {final.summary()}',
+            "the server cannot hold these models together; see `ollama-resident doctor "
+            f"--profile {profile.name}`",
+        )
     if json_output:
         out.data(render.dumps(document(plan, where)))
     elif failed:
@@ -305,9 +338,9 @@ def apply(
         out.info(
             f'profile "{profile.name}" applied in part: {n} step{"s" if n != 1 else ""} failed'
         )
-    else:
+    elif final is None or final.ok:
         out.success(f'profile "{profile.name}" applied on {where}: {_done(loaded, unloaded)}')
-    if failed:
+    if failed or (final is not None and not final.ok):
         raise typer.Exit(1)
 
 

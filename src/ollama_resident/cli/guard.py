@@ -56,7 +56,8 @@ def guard(
         typer.Option(
             "--once",
             help="Check and restore a single time, then exit (cron, ExecStartPost): "
-            "0 all resident, 1 something failed, 3 unreachable.",
+            "0 all resident, 1 something failed or the models cannot all stay loaded "
+            "(a conflict), 3 unreachable.",
         ),
     ] = False,
     jsonl: Annotated[
@@ -158,7 +159,8 @@ def guard(
                 from ollama_resident.errors import ServerUnreachable
 
                 raise ServerUnreachable(client.display_url, watcher.last_error or "")
-            if any(e.event == "restore_failed" for e in events):
+            # A conflict is a failure too: the guarded models cannot all stay loaded.
+            if any(e.event in ("restore_failed", "conflict") for e in events):
                 raise typer.Exit(1)
             return
         out.info(

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ollama_resident.cli._common import complete_installed, complete_loaded
+from ollama_resident.cli._limits import (
+    DryRunOpt,
+    ForceOpt,
+    MaxLoadedOpt,
+    MemoryOpt,
+    ServerLogOpt,
+)
 from ollama_resident.cli._options import HostOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
 
 if TYPE_CHECKING:
     from ollama_resident.cli._output import Output
     from ollama_resident.client import OllamaClient
     from ollama_resident.durations import KeepAlive
+    from ollama_resident.models import PsSnapshot
+    from ollama_resident.plan import Plan
     from ollama_resident.residency import LoadOutcome, LoadRequest, UnloadOutcome
 
 __all__ = ["register"]
@@ -161,6 +171,72 @@ def _journal_outcomes(
         out.warn(problem)
 
 
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a load command plans: --dry-run, --force and the limits' overrides."""
+
+    dry_run: bool = False
+    force: bool = False
+    max_loaded: int | None = None
+    memory: str | None = None
+    server_log: str | None = None
+
+
+def _check_plan(
+    out: Output,
+    client: OllamaClient,
+    requests: list[LoadRequest],
+    command: str,
+    options: PlanOptions,
+) -> tuple[Plan | None, PsSnapshot, float]:
+    """The plan for these loads when it matters: always for --dry-run; otherwise only when
+    something must load, to refuse up front what known limits say cannot stay (unless
+    --force). Returns the plan for --dry-run (the caller prints it and stops), and the
+    /api/ps read (and its seconds), for the loads to start from."""
+    from ollama_resident.cli._limits import limits_for
+    from ollama_resident.errors import ResidentError
+    from ollama_resident.plan import installed_from_tags, make_plan
+    from ollama_resident.profiles import Profile, ProfileModel
+
+    title = f"`{command} " + " ".join(r.model for r in requests) + "`"
+    asked = Profile(
+        name=title,
+        models=tuple(ProfileModel(r.model, r.keep_alive, r.num_ctx) for r in requests),
+    )
+    import time
+
+    started = time.monotonic()
+    snapshot = client.ps()
+    took = time.monotonic() - started
+    plan = make_plan(asked, snapshot, max_loaded=None)
+    if plan.is_noop and not options.dry_run:
+        return None, snapshot, took  # all resident as asked: no limit can matter, nothing read
+    cap, mem = limits_for(client, options.server_log, options.max_loaded, options.memory)
+    installed = installed_from_tags(client.tags())
+    plan = make_plan(
+        asked,
+        snapshot,
+        installed=installed,
+        max_loaded=cap.value or 0,
+        memory=mem.value,
+        max_loaded_source=cap.source,
+        memory_source=mem.source,
+    )
+    if options.dry_run:
+        return plan, snapshot, took
+    blocking = None if options.force else plan.blocking_eviction(cap.known, mem.known)
+    if blocking is not None:
+        for e in plan.self_evictions:
+            if e is not blocking:
+                out.warn(e.message)
+        raise ResidentError(
+            f"not loading: these models cannot all stay loaded: {blocking.message}",
+            hint="--force loads them anyway; `ollama-resident doctor` shows the server's "
+            "limits and how to raise them",
+        )
+    return None, snapshot, took
+
+
 def _run_loads(
     *,
     requests: list[LoadRequest],
@@ -171,25 +247,58 @@ def _run_loads(
     quiet: bool,
     action: str = "preload",
     profile_host: str | None = None,
+    command: str = "preload",
+    options: PlanOptions = PlanOptions(),
 ) -> None:
     from ollama_resident import render
     from ollama_resident.cli._output import Output
+    from ollama_resident.endstate import end_state
     from ollama_resident.residency import LoadCancelled
 
     out = Output(quiet=quiet or json_output, json=json_output)
     with _session(host, timeout, wait, out, profile_host) as client:
+        plan, snapshot, took = _check_plan(out, client, requests, command, options)
+        if plan is not None:
+            from ollama_resident.cli.apply import show_plan
+
+            show_plan(out, plan, client.display_url, title=plan.profile)
+            if json_output:
+                out.data(render.dumps({"dry_run": True, "plan": plan.to_json()}))
+            return
         try:
-            results = load_reported(out, client, requests, action=action)
+            results = load_reported(
+                out, client, requests, action=action, snapshot=snapshot, snapshot_seconds=took
+            )
         except LoadCancelled as cancelled:
             if json_output:
                 out.data(render.dumps([render.load_json(r) for r in cancelled.done]))
             raise KeyboardInterrupt from None
+        # Nothing loaded, nothing pushed out: the start state is the end state.
+        changed = any(r.ok and r.status != "unchanged" for r in results)
+        final = end_state(results, client.ps() if changed else snapshot)
+    lost = {x.requested: x for x in final.lost}
     if json_output:
-        out.data(render.dumps([render.load_json(r) for r in results]))
+        docs = []
+        for r in results:
+            doc = render.load_json(r)
+            if r.ok:
+                gone = lost.get(r.requested)
+                doc["resident"] = gone is None or gone.pin_lost
+                doc["pushed_out_by"] = gone.pushed_out_by if gone is not None else None
+            docs.append(doc)
+        out.data(render.dumps(docs))
+    elif not final.ok:
+        pass
     elif len(results) > 1:
         out.info(render.load_summary(results))
+    if not final.ok:
+        out.error(
+            final.summary(),
+            "the server cannot hold these models together (`ollama-resident doctor` shows "
+            "its limits); running this again only churns them",
+        )
     failed = [r for r in results if not r.ok]
-    if failed:
+    if failed or not final.ok:
         raise typer.Exit(1)
 
 
@@ -200,6 +309,8 @@ def load_reported(
     *,
     action: str,
     profile: str | None = None,
+    snapshot: PsSnapshot | None = None,
+    snapshot_seconds: float = 0.005,
 ) -> list[LoadOutcome]:
     """Load with a spinner per model, a line per result, and the journal told.
 
@@ -220,6 +331,8 @@ def load_reported(
                 requests,
                 on_start=lambda req, existing: progress.start(req.model),
                 on_result=on_result,
+                snapshot=snapshot,
+                snapshot_seconds=snapshot_seconds,
             )
         except LoadCancelled as cancelled:
             progress.stop()
@@ -323,6 +436,11 @@ def preload(
     ] = None,
     num_ctx: NumCtxOpt = None,
     profile: ProfileOpt = None,
+    dry_run: DryRunOpt = False,
+    force: ForceOpt = False,
+    max_loaded: MaxLoadedOpt = None,
+    memory: MemoryOpt = None,
+    server_log: ServerLogOpt = None,
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -334,12 +452,17 @@ def preload(
     Chat models load with an empty /api/generate, embedding models with an
     empty /api/embed. A model already loaded as asked gets no request. Each
     result says the load time, the keep-alive now in effect, the processor
-    split, and anything the load pushed out of memory.
+    split, and anything the load pushed out of memory. Loads that the
+    server's limits (model cap, memory; read from the server, see `doctor`)
+    say cannot stay together are refused up front (--force to go ahead), and
+    at the end a model pushed out by a later load is named and the exit code
+    is 1. --dry-run prints the plan, with the evictions it predicts.
 
     \b
     Examples:
       ollama-resident preload llama3.2 nomic-embed-text
       ollama-resident preload qwen2.5:14b --keep-alive 2h --wait 30
+      ollama-resident preload llama3.2 qwen2.5:14b --dry-run
     """
     from dataclasses import replace
 
@@ -364,6 +487,8 @@ def preload(
         json_output=json_output,
         quiet=quiet,
         profile_host=profile_host,
+        command="preload",
+        options=PlanOptions(dry_run, force, max_loaded, memory, server_log),
     )
 
 
@@ -382,6 +507,11 @@ def pin(
     ] = None,
     num_ctx: NumCtxOpt = None,
     profile: ProfileOpt = None,
+    dry_run: DryRunOpt = False,
+    force: ForceOpt = False,
+    max_loaded: MaxLoadedOpt = None,
+    memory: MemoryOpt = None,
+    server_log: ServerLogOpt = None,
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -395,11 +525,15 @@ def pin(
     model already pinned gets no request: safe in a shell startup file.
     Note: a pin does not stop Ollama evicting the model for another one, and
     any client that sends its own keep_alive resets it; `guard` handles both.
+    More models than the server holds are refused up front when its cap is
+    known (--force to go ahead); whatever happens, the result says which
+    models stayed, which one pushed out which, and exits 1 if one did not.
 
     \b
     Examples:
       ollama-resident pin llama3.2
       ollama-resident pin qwen2.5-coder:14b --for 8h --quiet --wait 60
+      ollama-resident pin llama3.2 qwen2.5:14b nomic-embed-text --dry-run
     """
     from ollama_resident.durations import KeepAlive
     from ollama_resident.residency import LoadRequest
@@ -422,6 +556,8 @@ def pin(
         # (a forever pin never explains a shorter window: events.OwnAction.pins).
         action="pin",
         profile_host=profile_host,
+        command="pin",
+        options=PlanOptions(dry_run, force, max_loaded, memory, server_log),
     )
 
 
