@@ -109,7 +109,7 @@ class DoctorInput:
     clock_error_s: float = 1.0  # the Date header has whole seconds
 
 
-# -- versions ------------------------------------------------------------------------------------
+# -- versions ----------------------------------------------------------------------------------
 
 
 def parse_version(text: str) -> tuple[int, int, int] | None:
@@ -127,7 +127,7 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     return None if version == (0, 0, 0) else version
 
 
-# -- fixes ---------------------------------------------------------------------------------------
+# -- fixes -------------------------------------------------------------------------------------
 
 
 def _systemd_env(key: str, value: str) -> str:
@@ -223,7 +223,7 @@ def _manager_words(manager: Manager) -> str:
     return f"run by {manager.kind} ({manager.evidence})"
 
 
-# -- the checks ----------------------------------------------------------------------------------
+# -- the checks --------------------------------------------------------------------------------
 
 
 def _server(inp: DoctorInput) -> Check:
@@ -269,9 +269,7 @@ def _features(inp: DoctorInput) -> Check:
             tuple(lacks),
             "upgrade Ollama (https://ollama.com/download)",
         )
-    return Check(
-        "features", "ok", f"Ollama {shown} has /api/ps, capabilities and context_length"
-    )
+    return Check("features", "ok", f"Ollama {shown} has /api/ps, capabilities and context_length")
 
 
 def _config(inp: DoctorInput) -> Check:
@@ -360,7 +358,7 @@ def _shell(inp: DoctorInput) -> list[Check]:
 
 
 def _plan_evictions(
-    inp: DoctorInput, *, max_loaded: int | None, memory: int | None
+    inp: DoctorInput, *, max_loaded: int | None, memory: int | None, source: str | None = None
 ) -> list[str]:
     """Messages for evictions of the profile's own models that loading it would cause."""
     from ollama_resident.plan import make_plan
@@ -373,6 +371,7 @@ def _plan_evictions(
         max_loaded=max_loaded,
         memory=memory,
         now=inp.now,
+        max_loaded_source=source,
     )
     return [e.message for e in plan.evictions if e.in_profile]
 
@@ -395,7 +394,7 @@ def _max_loaded(inp: DoctorInput) -> Check:
             f"the server keeps up to {cap.value}",
             (f"from: {cap.source}",),
         )
-    evictions = _plan_evictions(inp, max_loaded=cap.value, memory=None)
+    evictions = _plan_evictions(inp, max_loaded=cap.value, memory=None, source=cap.source)
     return Check(
         "max-loaded",
         "fail" if cap.known else "warn",
@@ -598,8 +597,7 @@ def _pin_resets(inp: DoctorInput) -> Check:
         tuple(evidence),
         f"`ollama-resident guard {target}` re-pins at once; "
         + (
-            f"`ollama-resident service install --profile {_sh(inp.profile.name)}` keeps it "
-            "running"
+            f"`ollama-resident service install --profile {_sh(inp.profile.name)}` keeps it running"
             if inp.profile
             else "put the models in a profile and `ollama-resident service install` it"
         ),
@@ -699,7 +697,9 @@ def _clock(inp: DoctorInput) -> Check:
     if off is None:
         return Check("clock", "warn", "the server sent no Date header: clock offset unknown")
     if abs(off) <= CLOCK_TOLERANCE_S + inp.clock_error_s:
-        return Check("clock", "ok", f"the server's clock agrees with this machine's (±{abs(off):.0f} s)")
+        return Check(
+            "clock", "ok", f"the server's clock agrees with this machine's (±{abs(off):.0f} s)"
+        )
     direction = "ahead of" if off > 0 else "behind"
     return Check(
         "clock",

@@ -93,7 +93,7 @@ def is_local(host: Host) -> bool:
         return False
 
 
-# -- the log ---------------------------------------------------------------------------------------
+# -- the log -----------------------------------------------------------------------------------
 
 
 def read_log_tail(path: Path) -> tuple[list[str], int]:
@@ -174,7 +174,9 @@ def _log_candidates(manager: Manager) -> list[tuple[str, list[str], int] | str]:
         if code == 0 and text.strip():
             out.append((f"journalctl -u {manager.name}", text.splitlines(), 1))
         else:
-            out.append(f"journalctl -u {manager.name}: {err or 'no lines (not in the journal group?)'}")
+            out.append(
+                f"journalctl -u {manager.name}: {err or 'no lines (not in the journal group?)'}"
+            )
     if manager.kind == "docker":
         code, text, err = _run(["docker", "logs", "--tail", str(JOURNAL_LINES), manager.name])
         if code == 0:
@@ -190,7 +192,7 @@ def _log_candidates(manager: Manager) -> list[tuple[str, list[str], int] | str]:
     return out
 
 
-# -- the process -----------------------------------------------------------------------------------
+# -- the process -------------------------------------------------------------------------------
 
 
 def _port_of(value: str | None) -> int:
@@ -272,7 +274,7 @@ def _manager_from_cgroup(p: ServeProcess) -> Manager | None:
     return None
 
 
-# -- systemd and docker ------------------------------------------------------------------------------
+# -- systemd and docker ------------------------------------------------------------------------
 
 
 def parse_systemd_environment(value: str) -> dict[str, str]:
@@ -356,7 +358,7 @@ def docker_container(port: int) -> tuple[tuple[str, dict[str, str]] | None, str]
     return None, f"no running Ollama container publishes port {port}"
 
 
-# -- all together ----------------------------------------------------------------------------------
+# -- all together ------------------------------------------------------------------------------
 
 
 def _log_matches(facts: ServerFacts, host: Host, version: str | None) -> str | None:
@@ -401,7 +403,9 @@ def gather(
         if manager.kind == "unknown" and sys.platform.startswith("linux"):
             systemd, why = systemd_unit()
             if systemd is not None and systemd.get("ActiveState") == "active":
-                manager = Manager("systemd", "ollama.service", "systemctl: ollama.service is active")
+                manager = Manager(
+                    "systemd", "ollama.service", "systemctl: ollama.service is active"
+                )
             elif why:
                 tried.append(why)
         if manager.kind == "unknown" and sys.platform == "darwin":

@@ -206,9 +206,7 @@ class Plan:
 
     def limits_line(self) -> str:
         """``limits: at most 2 models (OLLAMA_MAX_LOADED_MODELS=2, from ...); memory ...``."""
-        cap = (
-            f"at most {self.max_loaded} models loaded" if self.max_loaded else "no model cap"
-        )
+        cap = f"at most {self.max_loaded} models loaded" if self.max_loaded else "no model cap"
         if self.max_loaded_source:
             cap += f" ({self.max_loaded_source})"
         mem = "memory not considered"

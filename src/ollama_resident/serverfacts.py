@@ -43,12 +43,12 @@ __all__ = [
     "LogRecord",
     "ServerFacts",
     "Setting",
+    "describe_value",
     "env_keep_alive",
     "facts_from_environment",
     "facts_from_records",
     "log_level",
     "plan_limits",
-    "describe_value",
     "same_setting",
     "unknown",
 ]
@@ -191,7 +191,7 @@ class ServerFacts:
         return self.origin is not None
 
     def setting(self, key: str) -> Setting | None:
-        """The server's value of ``key``; Ollama's default when the source lists only what was set."""
+        """The server's value of ``key``; Ollama's default if the source names only what is set."""
         found = self.env.get(key)
         if found is not None:
             return found
@@ -312,7 +312,7 @@ def unknown(reason: str) -> ServerFacts:
     return ServerFacts(origin=None, reason=reason)
 
 
-# -- values, by Ollama's rules ---------------------------------------------------------------------
+# -- values, by Ollama's rules -----------------------------------------------------------------
 
 
 def _trim(raw: str) -> str:
@@ -445,7 +445,7 @@ def describe_value(key: str, raw: str) -> str:
     return raw
 
 
-# -- from log records --------------------------------------------------------------------------------
+# -- from log records --------------------------------------------------------------------------
 
 
 def facts_from_records(records: Iterable[LogRecord], origin: str) -> ServerFacts:

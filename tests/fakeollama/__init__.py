@@ -30,7 +30,10 @@ quantization_level="unknown", format="gguf", embedding_length=64)``
 ``FakeOllama(models=None, *, max_loaded=3, memory_budget=None, gpu_memory=0,
 default_keep_alive="5m", default_num_ctx=4096, load_delay=0.05, unload_delay=0.02,
 finish_delay=0.005, token_delay=0.002, version="0.24.0", utc_offset_minutes=0,
-list_loading=False, ps_supported=True, host="127.0.0.1", port=0)``
+list_loading=False, ps_supported=True, host="127.0.0.1", port=0, clock_offset_s=0.0)``
+
+    ``clock_offset_s`` moves the HTTP ``Date`` header (the server's clock) against this
+    machine's, as on a host whose clock is off.
 
     Delays are seconds. ``unload_delay=0`` removes an unloaded runner in the same step (no
     client can see it "unloading"); a test that must see a state should use the holds below.
@@ -199,6 +202,7 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         ps_supported: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock_offset_s: float = 0.0,
     ) -> None:
         self.max_loaded = max_loaded
         self.memory_budget = memory_budget
@@ -213,6 +217,7 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         self.utc_offset_minutes = utc_offset_minutes
         self.list_loading = list_loading
         self.ps_supported = ps_supported
+        self.clock_offset_s = clock_offset_s
         self.host = host
         self.port = port
 

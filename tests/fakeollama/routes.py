@@ -184,7 +184,7 @@ class RoutingMixin:
             h.send_header(name, value)
         if content_type:
             h.send_header("Content-Type", content_type)
-        h.send_header("Date", h.date_time_string())
+        h.send_header("Date", h.date_time_string(time.time() + self.clock_offset_s))
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         if h.command != "HEAD" and body:

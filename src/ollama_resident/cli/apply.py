@@ -209,6 +209,7 @@ def apply(
     """
     from ollama_resident import profiles, render
     from ollama_resident.cli._common import state
+    from ollama_resident.cli._limits import limits_for
     from ollama_resident.cli._output import Output
     from ollama_resident.cli.load import (
         _journal_outcomes,
@@ -216,7 +217,6 @@ def apply(
         load_reported,
         report_unload,
     )
-    from ollama_resident.cli._limits import limits_for
     from ollama_resident.endstate import EndState, end_state
     from ollama_resident.plan import DEFAULT_MAX_LOADED, installed_from_tags, make_plan, parse_size
     from ollama_resident.residency import LoadCancelled, unload_models

@@ -88,8 +88,8 @@ def _render(out: Output, checks: list[Check], every: str | None) -> None:
     if every:
         out.data("")
         out.data("How to give the server these settings (what runs it was not found):")
-        for line in every.splitlines():
-            out.data(("  " + line) if not line.startswith("  ") else "    " + line)
+        for text in every.splitlines():
+            out.data(("  " + text) if not text.startswith("  ") else "    " + text)
 
 
 def _summary(checks: list[Check]) -> str:
@@ -149,7 +149,12 @@ def doctor(
     from ollama_resident.cli._output import Output
     from ollama_resident.client import OllamaClient
     from ollama_resident.doctor import Check, DoctorInput
-    from ollama_resident.errors import RequestTimeout, ResidentError, ServerTooOld, ServerUnreachable
+    from ollama_resident.errors import (
+        RequestTimeout,
+        ResidentError,
+        ServerTooOld,
+        ServerUnreachable,
+    )
     from ollama_resident.models import PsSnapshot, canonical_name
     from ollama_resident.plan import installed_from_tags
 
