@@ -189,3 +189,43 @@ def test_one_reload_seen_by_a_watch_and_a_guard_is_told_once() -> None:
     ]
     story = why.build_story("tiny", two, now=t0 + timedelta(seconds=9))
     assert len(story.items) == 2
+
+
+# -- two servers in one journal ------------------------------------------------------------
+
+
+def test_why_tells_one_servers_story_and_names_the_others(
+    make_ollama: Callable[..., FakeOllama], cli: Callable[..., Any]
+) -> None:
+    other = make_ollama()
+    assert cli("pin", "llama3.2", "--host", other.url).exit_code == 0
+    here = make_ollama()  # OLLAMA_HOST now points here
+    assert cli("preload", "llama3.2").exit_code == 0
+    out = cli("why", "llama3.2").stdout
+    assert "loaded by ollama-resident preload" in out
+    assert "loaded by ollama-resident pin" not in out  # the other server's load stays out
+    assert (
+        f"Told for {here.url}. The journal also has entries for llama3.2:latest from "
+        f"{other.url}: add --host {other.url} to see them."
+    ) in out
+    there = cli("why", "llama3.2", "--host", other.url).stdout
+    assert "loaded by ollama-resident pin" in there
+    assert "loaded by ollama-resident preload" not in there
+    data = __import__("json").loads(cli("why", "llama3.2", "--json").stdout)
+    assert (data["host"], data["other_hosts"]) == (here.url, [other.url])
+
+
+def test_a_story_from_every_server_names_each_items_server() -> None:
+    from datetime import datetime, timezone
+
+    t = datetime(2026, 8, 22, 12, 0, tzinfo=timezone.utc)
+    events = [
+        Event(t, "http://a:11434", "tiny:latest", "loaded", None, {"confidence": "certain"}),
+        Event(t, "http://b:11434", "tiny:latest", "loaded", None, {"confidence": "certain"}),
+    ]
+    story = why.build_story("tiny", events, now=t)
+    assert sorted(i.summary for i in story.items) == [
+        "loaded (on http://a:11434)",
+        "loaded (on http://b:11434)",
+    ]
+    assert "These entries come from 2 servers: http://a:11434 and http://b:11434." in story.notes

@@ -249,6 +249,8 @@ def test_story_json_contract() -> None:
         "server_log",
         "server_log_notes",
         "journal",
+        "host",
+        "other_hosts",
         "covers",
     }
     first = data["items"][0]

@@ -687,6 +687,8 @@ class Story:
     log_only: tuple[LogEntry, ...] = ()  # log lines for the model not tied to an item
     log_notes: tuple[str, ...] = ()
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    host: str | None = None  # the server told about (None: every server in the journal)
+    other_hosts: tuple[str, ...] = ()  # servers with entries for the model, left out
 
     @property
     def headline(self) -> str:
@@ -804,12 +806,28 @@ def build_story(
     log: LogReport | None = None,
     tz: tzinfo | None = None,
     limit: int = 30,
+    host: str | None = None,
 ) -> Story:
     """The model's recent life from ``events`` (the whole journal, oldest first).
 
     Newest first, at most ``limit`` items; notes say what the journal cannot cover.
+    ``host`` (a server URL as the journal writes it, ``http://127.0.0.1:11434``) tells
+    only that server's entries and notes the other servers that have some for the model;
+    None tells every server's, naming each item's server when there are several.
     """
     name = canonical_name(model)
+    other_hosts: tuple[str, ...] = ()
+    if host is not None:
+        other_hosts = tuple(
+            sorted(
+                {
+                    e.host
+                    for e in events
+                    if e.host and e.host != host and e.model and names_match(e.model, name)
+                }
+            )
+        )
+        events = [e for e in events if e.host == host or not e.host]
     ordered = sorted(events, key=lambda e: e.time)
     covers = (ordered[0].time, ordered[-1].time) if ordered else None
     mine = _merge_duplicates([e for e in ordered if e.model and names_match(e.model, name)])
@@ -871,6 +889,7 @@ def build_story(
             f"journal has nothing after that. {KEEP_RECORDING}"
         )
 
+    several = len({e.host for e in mine if e.host}) > 1
     log_used: set[int] = set()
     for e in timeline:
         attached: tuple[LogEntry, ...] = ()
@@ -880,7 +899,7 @@ def build_story(
         items.append(
             StoryItem(
                 time=e.time,
-                summary=describe(e),
+                summary=describe(e) + (f" (on {e.host})" if several and e.host else ""),
                 evidence=tuple(evidence(e, tz=tz)),
                 event=e,
                 confidence=e.confidence,
@@ -922,6 +941,14 @@ def build_story(
     loop = _reload_loop(mine, tz, now)
     if loop:
         notes.insert(0, loop)
+    if other_hosts:
+        notes.append(
+            f"Told for {host}. The journal also has entries for {name} from "
+            f"{_names(list(other_hosts))}: add --host {other_hosts[0]} to see them."
+        )
+    elif several:
+        servers = sorted({e.host for e in mine if e.host})
+        notes.append(f"These entries come from {len(servers)} servers: {_names(servers)}.")
 
     log_only: tuple[LogEntry, ...] = ()
     log_notes: list[str] = []
@@ -949,6 +976,8 @@ def build_story(
         log_only=log_only,
         log_notes=tuple(log_notes),
         now=now,
+        host=host,
+        other_hosts=other_hosts,
     )
 
 
@@ -1078,6 +1107,8 @@ def story_json(story: Story) -> dict[str, Any]:
         "server_log": [entry.to_json() for entry in story.log_only],
         "server_log_notes": list(story.log_notes),
         "journal": story.journal,
+        "host": story.host,
+        "other_hosts": list(story.other_hosts),
         "covers": (
             [format_time(story.covers[0]), format_time(story.covers[1])] if story.covers else None
         ),

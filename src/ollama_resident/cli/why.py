@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ollama_resident.cli._options import JsonOpt
+from ollama_resident.cli._options import HostOpt, JsonOpt
 
 __all__ = ["register"]
 
@@ -27,14 +27,17 @@ def why(
             show_default=False,
         ),
     ] = None,
+    host: HostOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Explain why a model was unloaded, reloaded or lost its pin.
 
     Newest first: when it loaded, what changed its keep-alive, and why it went
     away, each with the evidence and how sure it is (certain, likely, a guess).
-    Reads the journal that `watch` (or `guard`) and the preload, pin and unload
-    commands write; it says so when the journal does not cover the time.
+    Reads the journal that `watch` (or `guard`) and the preload, pin, apply and
+    unload commands write; it says so when the journal does not cover the time.
+    Only the entries of one server are told: --host, else OLLAMA_HOST (a note
+    names the other servers the journal has entries from).
 
     \b
     Examples:
@@ -46,6 +49,7 @@ def why(
 
     from ollama_resident import render
     from ollama_resident import why as story
+    from ollama_resident.cli._common import resolve_host
     from ollama_resident.cli._output import Output
     from ollama_resident.errors import UsageError
     from ollama_resident.journal import Journal
@@ -72,6 +76,7 @@ def why(
         now=datetime.now(timezone.utc),
         journal=str(journal.path),
         log=log,
+        host=resolve_host(host).display,
     )
     if json_output:
         out.data(render.dumps(story.story_json(result)))
