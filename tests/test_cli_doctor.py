@@ -168,7 +168,11 @@ def test_apply_refuses_a_plan_that_evicts_its_own_model_unless_forced(
     log = server_log(tmp_path, server, OLLAMA_MAX_LOADED_MODELS="2")
     run = cli("apply", "three", "--server-log", log)
     assert run.exit_code == 1, run
-    assert 'error: not applying profile "three": loading tiny3:latest will make' in run.stderr
+    assert (
+        'error: not applying profile "three": loading tiny3:latest pushes out tiny2:latest '
+        "(the server keeps at most 2 models: OLLAMA_MAX_LOADED_MODELS=2), one of the "
+        "profile's own models" in run.stderr
+    )
     assert "--force" in run.stderr
     assert not server.requests_to("/api/generate")
     forced = cli("apply", "three", "--server-log", log, "--force", "--json")

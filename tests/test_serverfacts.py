@@ -198,3 +198,54 @@ def test_systemd_environment_words() -> None:
     env = parse_systemd_environment('OLLAMA_HOST=0.0.0.0 "OLLAMA_KEEP_ALIVE=-1" PATH=/bin')
     assert env == {"OLLAMA_HOST": "0.0.0.0", "OLLAMA_KEEP_ALIVE": "-1", "PATH": "/bin"}
     assert env_keep_alive(env["OLLAMA_KEEP_ALIVE"]).ns == MAX_DURATION_NS
+
+
+def fake_proc(
+    root: Path, pid: int, argv: list[str], env: dict[str, str], cgroup: str, log: Path | None
+) -> Path:
+    """A /proc entry as Linux shows an `ollama serve` process."""
+    entry = root / str(pid)
+    (entry / "fd").mkdir(parents=True)
+    (entry / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (entry / "environ").write_bytes(b"\0".join(f"{k}={v}".encode() for k, v in env.items()))
+    (entry / "cgroup").write_text(cgroup)
+    if log is not None:
+        (entry / "fd" / "2").symlink_to(log)
+    return root
+
+
+def test_the_serve_process_its_port_its_unit_and_the_file_it_logs_to(tmp_path: Path) -> None:
+    from ollama_resident.factsources import _manager_from_cgroup, find_serve_processes, gather
+    from ollama_resident.host import parse_host
+
+    log = write_log(
+        tmp_path / "serve.log", start_block(11500, env={"OLLAMA_MAX_LOADED_MODELS": "2"})
+    )
+    proc = tmp_path / "proc"
+    fake_proc(
+        proc,
+        4302,
+        ["/usr/local/bin/ollama", "serve"],
+        {"OLLAMA_HOST": "127.0.0.1:11500", "OLLAMA_KEEP_ALIVE": "-1"},
+        "0::/system.slice/ollama.service\n",
+        log,
+    )
+    fake_proc(proc, 77, ["/usr/bin/python3", "x.py"], {}, "", None)  # not a server
+    [p] = find_serve_processes(proc)
+    assert (p.pid, p.port, p.log_file) == (4302, 11500, str(log))
+    assert p.environ is not None and p.environ["OLLAMA_KEEP_ALIVE"] == "-1"
+    manager = _manager_from_cgroup(p)
+    assert manager is not None and (manager.kind, manager.name) == ("systemd", "ollama.service")
+
+    got = gather(parse_host("127.0.0.1:11500"), version="0.24.0", proc=proc)
+    assert got.manager.kind == "systemd"
+    cap = got.facts.max_loaded()
+    assert (cap.value, cap.known) == (2, True)
+    assert f"{log} (where process 4302 writes)" in cap.source
+
+    # Without a log, the process environment is the source (defaults for the rest).
+    (proc / "4302" / "fd" / "2").unlink()
+    got = gather(parse_host("127.0.0.1:11500"), version="0.24.0", proc=proc)
+    ka = got.facts.setting("OLLAMA_KEEP_ALIVE")
+    assert ka is not None and ka.raw == "-1"
+    assert ka.source == "the environment of process 4302 (`/usr/local/bin/ollama serve`)"

@@ -283,7 +283,7 @@ def _config(inp: DoctorInput) -> Check:
             "give doctor the server's log: --server-log FILE (or - with `journalctl -u ollama "
             "| ollama-resident doctor --server-log -`); as another user, read it with sudo",
         )
-    evidence = [f"settings from {f.origin}", _manager_words(inp.manager)]
+    evidence = [_manager_words(inp.manager)]
     if f.started_at is not None:
         evidence.append(f"server started {f.started_at.isoformat(timespec='seconds')}")
     if f.devices:
@@ -371,7 +371,7 @@ def _plan_evictions(
         max_loaded=max_loaded,
         memory=memory,
         now=inp.now,
-        max_loaded_source=source,
+        max_loaded_label=source,
     )
     return [e.message for e in plan.evictions if e.in_profile]
 
@@ -394,7 +394,7 @@ def _max_loaded(inp: DoctorInput) -> Check:
             f"the server keeps up to {cap.value}",
             (f"from: {cap.source}",),
         )
-    evictions = _plan_evictions(inp, max_loaded=cap.value, memory=None, source=cap.source)
+    evictions = _plan_evictions(inp, max_loaded=cap.value, memory=None, source=cap.short)
     return Check(
         "max-loaded",
         "fail" if cap.known else "warn",

@@ -69,6 +69,7 @@ class ServeProcess:
     environ_error: str | None
     cgroup: str
     port: int
+    log_file: str | None = None  # its stderr, when that is a regular file (`serve 2> FILE`)
 
 
 @dataclass
@@ -258,7 +259,14 @@ def find_serve_processes(proc: Path = Path("/proc")) -> list[ServeProcess]:
         except OSError:
             cgroup = ""
         port = _port_of((environ or {}).get("OLLAMA_HOST"))
-        found.append(ServeProcess(int(entry.name), argv, environ, error, cgroup, port))
+        log_file = None
+        try:  # `ollama serve > server.log 2>&1`: its slog lines go to that file
+            target = os.readlink(entry / "fd" / "2")
+            if target.startswith("/") and Path(target).is_file():
+                log_file = target
+        except OSError:
+            pass
+        found.append(ServeProcess(int(entry.name), argv, environ, error, cgroup, port, log_file))
     return found
 
 
@@ -381,16 +389,19 @@ def gather(
     version: str | None,
     server_log: str | None = None,
     stdin_lines: Iterable[str] | None = None,
+    proc: Path = Path("/proc"),
 ) -> Gathered:
     """Facts by precedence (log, process, service manager), and the manager found.
 
-    ``server_log`` is a path or ``-`` (then ``stdin_lines`` are read). A log whose newest
-    start does not match the server (another port, another version) is not used.
+    ``server_log`` is a path or ``-`` (then ``stdin_lines`` are read); otherwise the log is
+    looked for: where the ``ollama serve`` process writes its stderr, the journal, docker,
+    the macOS app's file. A log whose newest start does not match the server (another
+    port, another version) is not used. ``proc`` is where processes are listed.
     """
     tried: list[str] = []
     local = is_local(host)
     manager = Manager("unknown", "", "not on this machine" if not local else "nothing found")
-    processes = find_serve_processes() if local and sys.platform.startswith("linux") else []
+    processes = find_serve_processes(proc) if local and sys.platform.startswith("linux") else []
     process = next((p for p in processes if p.port == host.port), None)
     if process is None and len(processes) == 1 and processes[0].environ is None:
         process = processes[0]  # its port is unknown without its environment
@@ -438,6 +449,13 @@ def gather(
             tried.append(f"{server_log}: {exc.strerror or exc}")
     elif local:
         candidates = _log_candidates(manager)
+        if process is not None and process.log_file:
+            try:
+                lines, first = read_log_tail(Path(process.log_file))
+                origin = f"{process.log_file} (where process {process.pid} writes)"
+                candidates.insert(0, (origin, lines, first))
+            except OSError as exc:
+                tried.append(f"{process.log_file}: {exc.strerror or exc}")
     for cand in candidates:
         if isinstance(cand, str):
             tried.append(cand)

@@ -161,6 +161,11 @@ class Eviction:
     in_profile: bool  # the victim is one of the profile's own models
     certain: bool  # False when a keep-alive in the ordering was estimated
     message: str
+    limit: str = ""  # the limit behind it, in a few words
+
+    def brief(self) -> str:
+        """``loading tiny3:latest pushes out tiny2:latest (the server keeps at most 2 ...)``."""
+        return f"loading {self.by} pushes out {self.model} ({self.limit})"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -186,6 +191,7 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
     max_loaded_source: str | None = None  # where the cap came from, in words
     memory_source: str | None = None
+    max_loaded_label: str | None = None  # the same in a few words, for messages
 
     @property
     def self_evictions(self) -> tuple[Eviction, ...]:
@@ -507,6 +513,10 @@ def _eviction(
 ) -> Eviction:
     certain = not victim.estimated and not any(r.estimated for r in others)
     if cause == "max-loaded":
+        limit = (
+            f"the server keeps at most {max_loaded} models: "
+            f"{cap_source or 'OLLAMA_MAX_LOADED_MODELS'}"
+        )
         why = (
             f"Ollama keeps at most {max_loaded} models loaded "
             f"({cap_source or 'OLLAMA_MAX_LOADED_MODELS; --max-loaded to change'})"
@@ -514,6 +524,7 @@ def _eviction(
     else:
         assert memory is not None
         why = f"{new.name} ({human_bytes(new.size or 0)}) does not fit in {human_bytes(memory)}"
+        limit = f"they do not fit in {human_bytes(memory)}"
     choice = (
         "the idle model with the shortest keep-alive"
         if not victim.busy
@@ -533,6 +544,7 @@ def _eviction(
         in_profile=victim.in_profile,
         certain=certain,
         message=message,
+        limit=limit,
     )
 
 
@@ -551,6 +563,7 @@ def make_plan(
     now: datetime | None = None,
     max_loaded_source: str | None = None,
     memory_source: str | None = None,
+    max_loaded_label: str | None = None,
 ) -> Plan:
     """Compare ``profile`` with ``snapshot`` and say what to do, model by model.
 
@@ -560,7 +573,8 @@ def make_plan(
     ``/api/show``, so that a ``num_ctx`` above it is not mistaken for a wrong
     context. ``exclusive`` None takes the profile's setting. ``max_loaded`` None
     or 0 and ``memory`` None skip those eviction checks; ``*_source`` say in words where
-    they came from (``--max-loaded``, the server log ...), for the messages.
+    they came from (``--max-loaded``, the server log ...), ``max_loaded_label`` the
+    same in a few words, for the eviction messages.
     """
     when = now if now is not None else snapshot.taken_at
     excl = profile.exclusive if exclusive is None else exclusive
@@ -596,15 +610,14 @@ def make_plan(
             )
         )
     all_steps = [*unloads, *steps]
-    evictions = _predict(
-        all_steps, snapshot, when, profile, tags, max_loaded, memory, max_loaded_source
-    )
+    label = max_loaded_label or max_loaded_source
+    evictions = _predict(all_steps, snapshot, when, profile, tags, max_loaded, memory, label)
 
     notes: list[str] = []
     if max_loaded and len(profile.models) > max_loaded:
         notes.append(
             f"the profile has {len(profile.models)} models but Ollama keeps at most "
-            f"{max_loaded} loaded ({max_loaded_source or 'OLLAMA_MAX_LOADED_MODELS'}): "
+            f"{max_loaded} loaded ({label or 'OLLAMA_MAX_LOADED_MODELS'}): "
             "they cannot all stay"
         )
     missing = [s.requested or s.model for s in steps if s.installed is False]
@@ -622,4 +635,5 @@ def make_plan(
         notes=tuple(notes),
         max_loaded_source=max_loaded_source,
         memory_source=memory_source,
+        max_loaded_label=label,
     )

@@ -156,6 +156,11 @@ class Limit:
     value: int | None
     source: str
     known: bool  # False: a guess (Ollama's usual default), the server's own value unread
+    label: str = ""  # a few words for messages: "OLLAMA_MAX_LOADED_MODELS=2", "--max-loaded 3"
+
+    @property
+    def short(self) -> str:
+        return self.label or self.source
 
     def to_json(self) -> dict[str, Any]:
         return {"value": self.value, "source": self.source, "known": self.known}
@@ -220,10 +225,16 @@ class ServerFacts:
                 "assumed: Ollama's automatic value on CPU or one GPU; the server's own "
                 "setting was not found (`ollama-resident doctor` says why)",
                 known=False,
+                label="assumed: Ollama's usual default",
             )
         n = _uint(s.raw)
         if n:
-            return Limit(n, f"OLLAMA_MAX_LOADED_MODELS={n}, from {s.source}", known=True)
+            return Limit(
+                n,
+                f"OLLAMA_MAX_LOADED_MODELS={n}, from {s.source}",
+                known=True,
+                label=f"OLLAMA_MAX_LOADED_MODELS={n}",
+            )
         gpus = self.gpu_count()
         if gpus is None:
             return Limit(
@@ -231,6 +242,7 @@ class ServerFacts:
                 f"OLLAMA_MAX_LOADED_MODELS={s.raw or 0} (automatic: 3 per GPU) from {s.source}; "
                 "GPU count unknown, assumed CPU or one GPU",
                 known=False,
+                label="OLLAMA_MAX_LOADED_MODELS automatic, assumed 1 GPU or CPU",
             )
         where = "on CPU" if gpus == 0 else f"x {gpus} GPU{'s' if gpus != 1 else ''}"
         return Limit(
@@ -238,6 +250,7 @@ class ServerFacts:
             f"OLLAMA_MAX_LOADED_MODELS={s.raw or 0}: automatic, 3 {where} "
             f"(from {s.source}; devices from {self.devices_source})",
             known=True,
+            label=f"OLLAMA_MAX_LOADED_MODELS automatic: 3 {where}",
         )
 
     def memory(self) -> Limit:
@@ -531,7 +544,8 @@ def plan_limits(
     ``max_loaded`` 0 means no cap. Memory from the facts is an estimate (``known`` False).
     """
     if max_loaded is not None:
-        cap = Limit(max_loaded or None, f"--max-loaded {max_loaded}", True)
+        option = f"--max-loaded {max_loaded}"
+        cap = Limit(max_loaded or None, option, True, option)
     else:
         cap = facts.max_loaded()
     mem = Limit(memory, "--memory", True) if memory is not None else facts.memory()

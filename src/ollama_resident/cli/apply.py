@@ -269,6 +269,7 @@ def apply(
                 max_loaded=cap.value or 0,
                 memory=mem.value,
                 max_loaded_source=cap.source,
+                max_loaded_label=cap.short,
                 memory_source=mem.source,
             )
 
@@ -288,10 +289,14 @@ def apply(
             cap, mem = limits_for(client, server_log, max_loaded, memory)
             plan = planned(cap, mem)
             blocking = None if force else plan.blocking_eviction(cap.known, mem.known)
-            refused = blocking.message if blocking is not None else None
+            refused = (
+                f"{blocking.brief()}, one of the profile's own models"
+                if blocking is not None
+                else None
+            )
         show_plan(out, plan, where)
         if refused and dry_run:
-            out.warn(f"apply would refuse this plan: {refused} (--force to go ahead)")
+            out.warn(f"apply would refuse this plan: {refused}; --force to go ahead")
         if dry_run or plan.is_noop:
             if json_output:
                 out.data(render.dumps(document(plan, where)))

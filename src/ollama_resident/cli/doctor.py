@@ -76,9 +76,10 @@ def _render(out: Output, checks: list[Check], every: str | None) -> None:
         if rich:
             from rich.text import Text
 
-            line = Text(f"{_WORD[check.status]:<6}", style=_STYLE[check.status])
-            line.append(first[0])
-            out.out_console().print(line, soft_wrap=True)
+            head_line = Text()
+            head_line.append(f"{_WORD[check.status]:<6}", style=_STYLE[check.status])
+            head_line.append(first[0])
+            out.out_console().print(head_line, soft_wrap=True)
             for extra in first[1:] + body:
                 out.out_console().print(Text(extra, style="dim" if extra in body else ""))
         else:
@@ -89,7 +90,11 @@ def _render(out: Output, checks: list[Check], every: str | None) -> None:
         out.data("")
         out.data("How to give the server these settings (what runs it was not found):")
         for text in every.splitlines():
-            out.data(("  " + text) if not text.startswith("  ") else "    " + text)
+            if text.startswith("  "):
+                out.data("    " + text)  # a command or file line: never wrapped
+            else:
+                for wrapped in _wrap(text, width, "  "):
+                    out.data(wrapped)
 
 
 def _summary(checks: list[Check]) -> str:

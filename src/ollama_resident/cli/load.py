@@ -220,6 +220,7 @@ def _check_plan(
         max_loaded=cap.value or 0,
         memory=mem.value,
         max_loaded_source=cap.source,
+        max_loaded_label=cap.short,
         memory_source=mem.source,
     )
     if options.dry_run:
@@ -228,9 +229,10 @@ def _check_plan(
     if blocking is not None:
         for e in plan.self_evictions:
             if e is not blocking:
-                out.warn(e.message)
+                out.warn(e.brief())
         raise ResidentError(
-            f"not loading: these models cannot all stay loaded: {blocking.message}",
+            f"not loading: these models cannot all stay loaded: {blocking.brief()}, "
+            "which this command asks for too",
             hint="--force loads them anyway; `ollama-resident doctor` shows the server's "
             "limits and how to raise them",
         )
