@@ -67,8 +67,10 @@ class Recorder:
 
 
 @pytest.fixture
-def recorder(ollama: FakeOllama, tmp_path: Path) -> Iterator[Recorder]:
-    r = Recorder(ollama, tmp_path / "journal.jsonl")
+def recorder(ollama: FakeOllama) -> Iterator[Recorder]:
+    from ollama_resident.paths import journal_path
+
+    r = Recorder(ollama, journal_path())  # the journal the commands write too
     try:
         yield r
     finally:
@@ -229,3 +231,40 @@ def test_a_story_from_every_server_names_each_items_server() -> None:
         "loaded (on http://b:11434)",
     ]
     assert "These entries come from 2 servers: http://a:11434 and http://b:11434." in story.notes
+
+
+# -- recording gaps ------------------------------------------------------------------------
+
+
+def test_a_recording_that_stopped_is_placed_in_time_and_later_entries_are_not_denied(
+    ollama: FakeOllama, recorder: Recorder, cli: Callable[..., Any]
+) -> None:
+    ollama.preload("tiny", "10m")
+    recorder.poll()
+    recorder.events.extend(recorder.watcher.stop())  # the watch ends; tiny is still loaded
+    assert cli("pin", "tiny").exit_code == 0  # later, the pin command journals its change
+    recorded = recorder.journal.read()
+    story = why.build_story("tiny", recorded, now=recorded[-1].time)
+    summaries = [i.summary for i in story.items]
+    assert summaries[0].startswith("pinned (keep-alive forever, was ")
+    assert summaries[0].endswith(") by ollama-resident pin")
+    assert summaries[1] == (
+        "recording stopped while it was loaded; only ollama-resident's own commands wrote "
+        "entries after that"
+    )
+    assert summaries[2].startswith("already loaded when recording began")
+    text = why.render_story(story)
+    assert "nothing after that" not in text
+    assert story.headline.startswith("tiny:latest: pinned (keep-alive forever")
+    assert why.story_json(story)["items"][1]["event"] == "recording_stopped"
+
+
+def test_nothing_after_that_when_nothing_came_after(ollama: FakeOllama, recorder: Recorder) -> None:
+    ollama.preload("tiny", "10m")
+    recorder.poll()
+    story = recorder.story("tiny")
+    assert story.items[0].summary == (
+        "recording stopped while it was loaded; the journal has nothing after that"
+    )
+    assert story.headline.startswith("tiny:latest: already loaded when recording began")
+    assert any("the journal has nothing after that" in n for n in story.notes)

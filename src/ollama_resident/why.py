@@ -658,16 +658,19 @@ class StoryItem:
     event: Event | None = None
     confidence: str | None = None
     log: tuple[LogEntry, ...] = ()
+    kind: str = "gap"  # without an event: "gap" (gone unrecorded), "recording_stopped"
 
     @property
     def gone(self) -> bool:
         """Whether this item is the model going away (an unload, or a gap it did not survive)."""
-        return self.event is None or self.event.event == "unloaded"
+        if self.event is None:
+            return self.kind == "gap"
+        return self.event.event == "unloaded"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "time": format_time(self.time),
-            "event": self.event.event if self.event else "gap",
+            "event": self.event.event if self.event else self.kind,
             "reason": self.event.reason if self.event else None,
             "confidence": self.confidence,
             "summary": self.summary,
@@ -696,10 +699,12 @@ class Story:
 
     def headline_text(self, tz: tzinfo | None = None) -> str:
         """The answer in one line: the latest departure and its reason, if there is one."""
-        if not self.items:
+        # A note in the timeline (recording stopped) is not something that happened to it.
+        told = [i for i in self.items if i.event is not None or i.gone]
+        if not told:
             return f"{self.model}: nothing recorded"
-        latest = self.items[0]
-        gone = next((i for i in self.items if i.gone), None)
+        latest = told[0]
+        gone = next((i for i in told if i.gone), None)
         if latest.gone or gone is None:
             return f"{self.model}: {latest.summary} ({_ago(latest.time, self.now)})"
         return (
@@ -857,6 +862,7 @@ def build_story(
     timeline: list[Event] = []
     active: set[tuple[str, Any]] = set()
     gap_start: datetime | None = None
+    resident_at_stop = False
     pending_gap: tuple[datetime, datetime] | None = None
     for e in merged:
         if e.model is not None:
@@ -879,14 +885,29 @@ def build_story(
             active.discard((e.host, e.detail.get("pid")))
             if not active:
                 gap_start = e.time
+                resident_at_stop = resident
         elif resident:
             timeline.append(e)  # the server went down or came back while it was loaded
-    stopped_while_loaded = gap_start is not None and resident and not active
-    if stopped_while_loaded:
-        assert gap_start is not None
+    if gap_start is not None and resident_at_stop and not active:
+        # The last recording ended while it was loaded: say so where it happened, and
+        # say "nothing after that" only when the commands wrote nothing after it either.
+        later = any(e.time > gap_start for e in mine)
+        after = (
+            f"only {TOOL}'s own commands wrote entries after that"
+            if later
+            else "the journal has nothing after that"
+        )
+        items.append(
+            StoryItem(
+                time=gap_start,
+                summary=f"recording stopped while it was loaded; {after}",
+                evidence=("what other clients and Ollama itself did from here on was not seen",),
+                kind="recording_stopped",
+            )
+        )
         notes.append(
-            f"Recording stopped at {_clock(gap_start, tz, now)} while it was loaded; the "
-            f"journal has nothing after that. {KEEP_RECORDING}"
+            f"Recording stopped at {_clock(gap_start, tz, now)} while it was loaded; {after}. "
+            f"{KEEP_RECORDING}"
         )
 
     several = len({e.host for e in mine if e.host}) > 1
