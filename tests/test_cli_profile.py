@@ -165,7 +165,7 @@ def test_remove_models_then_the_profile(cli: Cli, path: Path) -> None:
         (("profile", "show", "codng"), 'no profile named "codng"'),
         (("profile", "remove", "codng"), 'no profile named "codng"'),
         (("profile", "add", "bad\nname", "x"), "invalid profile name 'bad\\nname'"),
-        (("profile", "add", "-x", "x"), "No such option"),
+        (("profile", "add", "-x", "x"), "no such option"),
         (("profile", "add", "coding", "a b"), "model names have no spaces"),
         (("profile", "add", "coding", "a", "a:latest"), '"a:latest" is given twice'),
         (("profile", "add", "coding", "a", "-k", "1d"), 'unknown unit "d"'),

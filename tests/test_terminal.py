@@ -218,3 +218,26 @@ def test_a_real_terminal_of_80_columns(busy: FakeOllama, tmp_path: Path) -> None
     plain = on_tty({"NO_COLOR": "1"})
     assert "\x1b[3" in coloured and "\x1b[3" not in plain  # colour codes (30-37) only there
     assert ps_steady(strip_ansi(coloured)) == ps_steady(strip_ansi(plain)) == ps_steady(PS_80)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "hint"),
+    [
+        (("pin", "--for", "xx", "tiny"), "error: invalid value for '--for': invalid keep-alive", "ollama-resident pin --help"),
+        (("ps", "--bogus"), "error: no such option: --bogus", "ollama-resident ps --help"),
+        (("--bogus",), "error: no such option: --bogus", "ollama-resident --help"),
+        (("bogus",), "error: no such command 'bogus'", "ollama-resident --help"),
+        (("profile", "show"), "error: missing argument 'NAME'", "ollama-resident profile show --help"),
+        (("journal", "show", "--limit", "-1"), "error: invalid value for '--limit'", "ollama-resident journal show --help"),
+    ],
+)
+def test_usage_errors_are_one_line_and_a_hint(
+    cli: Cli, args: tuple[str, ...], error: str, hint: str
+) -> None:
+    """Not click's four lines (Usage:, Try ..., blank, Error:): ours, as README promises."""
+    run = cli(*args)
+    assert run.exit_code == 2, run
+    assert run.stdout == ""
+    first, second = run.stderr.splitlines()
+    assert first.startswith(error), run
+    assert second == f"  hint: see `{hint}`"

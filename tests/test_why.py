@@ -116,6 +116,8 @@ def test_a_story_for_a_model_never_seen_says_what_the_journal_covers() -> None:
 
 def test_an_empty_journal_says_how_to_start_recording() -> None:
     out = text([], "tiny")
+    assert "\n\n\n" not in out  # one blank line after "nothing recorded", not two
+    assert out.splitlines()[1:3] == ["", out.splitlines()[2]] and out.splitlines()[2]
     assert "The journal is empty: nothing has been recording" in out
     assert "start recording with `ollama-resident watch` (or `guard`)" in out
 

@@ -1113,9 +1113,11 @@ def render_story(story: Story, *, tz: tzinfo | None = None) -> str:
                 f"{_clock(story.covers[1], tz, now)}"
             )
         lines.append(f"Journal: {story.journal}{span}")
-    while lines and lines[-1] == "":
-        lines.pop()
-    return "\n".join(lines)
+    # One blank line between blocks, never two (an empty story has no items between).
+    tidy = [line for n, line in enumerate(lines) if line or (n and lines[n - 1])]
+    while tidy and tidy[-1] == "":
+        tidy.pop()
+    return "\n".join(tidy)
 
 
 def story_json(story: Story) -> dict[str, Any]:

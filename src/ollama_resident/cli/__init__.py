@@ -43,8 +43,36 @@ def _debug_enabled(ctx: typer.Context) -> bool:
     return isinstance(ctx.obj, State) and ctx.obj.debug
 
 
+# Typer vendors click's exceptions without re-exporting UsageError (the base of
+# typer.BadParameter, and what a missing argument or an unknown option raises).
+_ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+def _usage_error(exc: Exception) -> typer.Exit:
+    """Click's four-line usage error as ours: one line, then a hint; exit 2."""
+    from ollama_resident.cli._output import Output
+
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "ollama-resident"
+    message = str(getattr(exc, "format_message", lambda: str(exc))())
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    Output().error(message.rstrip("."), f"see `{path} --help`")
+    return typer.Exit(int(ExitCode.USAGE))
+
+
 class _Group(TyperGroup):
-    """Lazy commands, and the error boundary: ResidentError -> one line on stderr + exit code."""
+    """Lazy commands, and the error boundary: ResidentError -> one line on stderr + exit code.
+
+    Usage errors (an unknown option, a missing argument, a bad value) take the same
+    form: one line and a hint, exit 2, wherever click finds them.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _ClickUsageError as exc:
+            raise _usage_error(exc) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         return [*_COMMANDS, *(n for n in self.commands if n not in _COMMANDS)]
@@ -61,6 +89,8 @@ class _Group(TyperGroup):
             previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return super().invoke(ctx)
+        except _ClickUsageError as exc:
+            raise _usage_error(exc) from None
         except ResidentError as exc:
             if _debug_enabled(ctx):
                 raise
