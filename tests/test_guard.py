@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -326,3 +327,48 @@ def test_a_client_stop_is_told_as_a_stop_and_the_guards_restore_ends_the_story(
     assert "ollama-resident guard loaded it again afterwards" in text
     assert story.headline.startswith("tiny:latest: loaded (last seen")
     assert "Last departure" in story.headline and "stopped by a client" in story.headline
+
+
+def test_on_a_terminal_one_line_per_action_in_time_order_naming_every_model(
+    make_ollama: Callable[..., FakeOllama], cli: Callable[..., Run]
+):
+    server = make_ollama(max_loaded=2)
+    server.preload("tiny3", "5m")
+    server.preload("tiny-embed", "10m")
+    # A terminal without colour: the human form, not JSON lines.
+    run = cli("guard", "tiny", "tiny2", "--once", "--no-journal", env={"FORCE_COLOR": "1"})
+    assert run.exit_code == 0, run
+    assert run.stdout == ""
+    lines = [line.removeprefix("warning: ") for line in run.stderr.splitlines()]
+    actions = [line for line in lines if "  tiny:latest  " in line or "  tiny2:latest  " in line]
+    tiny = [line for line in actions if "  tiny:latest  " in line]
+    tiny2 = [line for line in actions if "  tiny2:latest  " in line]
+    # The first load is a load, not "loaded again (it was not loaded)"; one line each.
+    assert len(tiny) == 1 and "  tiny:latest  loaded in " in tiny[0], run
+    assert len(tiny2) == 1 and "  tiny2:latest  loaded in " in tiny2[0], run
+    assert "again" not in run.stderr and "it was not loaded" not in run.stderr
+    # Each load names what it evicted: Ollama drops the shortest keep-alive first.
+    assert tiny[0].endswith("pinned forever; evicted tiny3:latest to make room"), run
+    assert tiny2[0].endswith("pinned forever; evicted tiny-embed:latest to make room"), run
+    assert "loaded by ollama-resident guard" not in run.stderr  # the watcher's echo
+    assert "evicted to make room for" not in run.stderr  # said in the load's own line
+    times = [line[:8] for line in lines if re.match(r"\d\d:\d\d:\d\d  ", line)]
+    assert len(times) >= 4
+    assert times == sorted(times)
+
+
+def test_two_guarded_models_that_evict_each_other_back_off_growing(
+    make_ollama: Callable[..., FakeOllama],
+):
+    server = make_ollama(max_loaded=1)
+    guard, events = _guard(server, "tiny", "tiny2", interval=0.05)
+    clock = _FrozenClock(guard)
+    delays = []
+    for _ in range(4):
+        before = len(events)
+        guard.check()
+        guard.check()
+        delays += [e.detail["retry_in_s"] for e in events[before:] if e.event == "conflict"]
+        clock.now += 700  # past any back-off
+    assert len(delays) >= 2
+    assert delays == sorted(delays) and delays[-1] > delays[0]  # 1 s, 2 s, 4 s...

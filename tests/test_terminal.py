@@ -223,12 +223,24 @@ def test_a_real_terminal_of_80_columns(busy: FakeOllama, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "error", "hint"),
     [
-        (("pin", "--for", "xx", "tiny"), "error: invalid value for '--for': invalid keep-alive", "ollama-resident pin --help"),
+        (
+            ("pin", "--for", "xx", "tiny"),
+            "error: invalid value for '--for': invalid keep-alive",
+            "ollama-resident pin --help",
+        ),
         (("ps", "--bogus"), "error: no such option: --bogus", "ollama-resident ps --help"),
         (("--bogus",), "error: no such option: --bogus", "ollama-resident --help"),
         (("bogus",), "error: no such command 'bogus'", "ollama-resident --help"),
-        (("profile", "show"), "error: missing argument 'NAME'", "ollama-resident profile show --help"),
-        (("journal", "show", "--limit", "-1"), "error: invalid value for '--limit'", "ollama-resident journal show --help"),
+        (
+            ("profile", "show"),
+            "error: missing argument 'NAME'",
+            "ollama-resident profile show --help",
+        ),
+        (
+            ("journal", "show", "--limit", "-1"),
+            "error: invalid value for '--limit'",
+            "ollama-resident journal show --help",
+        ),
     ],
 )
 def test_usage_errors_are_one_line_and_a_hint(

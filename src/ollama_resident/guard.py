@@ -102,7 +102,11 @@ class Guard:
                     out.append(
                         self._event(target, "recovered", None, {"after_failures": state.failures})
                     )
-                    state.failures, state.reported, state.evicted_by = 0, None, None
+                    if state.evicted_by is None:
+                        state.failures = 0
+                    # else: two guarded models evicting each other keep their count, so
+                    # the swaps back off (1 s, 2 s, 4 s...) instead of repeating every check.
+                    state.reported, state.evicted_by = None, None
         ready = [item for item in todo if self._state[item[0].key].next_try <= now_mono]
         if ready:
             out.extend(self._act(ready))
@@ -214,6 +218,7 @@ class Guard:
                 "by": ev.TOOL,
                 "action": "guard",
                 "confidence": "certain",
+                "evicted": list(outcome.evicted) or None,
             }
             if reason != "adopt":
                 out.append(

@@ -29,6 +29,7 @@ __all__ = [
     "STATE_OVERDUE",
     "dumps",
     "guard_event_text",
+    "guard_lines",
     "load_json",
     "load_line",
     "load_summary",
@@ -310,31 +311,121 @@ _GONE = {
 }
 
 
-def guard_event_text(e: Event) -> str:
-    """Words for a guard action; other events as `why` words them."""
+def _keep_words(keep: object) -> str:
+    if not keep:
+        return ""
+    return "pinned forever" if keep == "forever" else f"keep-alive {keep}"
+
+
+def _retry(seconds: object) -> str:
+    return v.span(float(seconds)) if isinstance(seconds, (int, float)) else "a while"
+
+
+def guard_event_text(e: Event, *, seen_before: bool = False) -> str:
+    """Words for a guard action; other events as `why` words them.
+
+    ``restored``: ``loaded in 0.08s, pinned forever`` the first time, ``loaded
+    again in 0.08s, pinned forever (Ollama evicted it for another model)`` after a
+    loss; either ends with ``; evicted X to make room`` when the load pushed
+    models out.
+    """
     d = e.detail
     if e.event == "restored":
+        first = e.reason in (None, "not_loaded") and not seen_before
+        text = "loaded" if first else "loaded again"
         took = d.get("load_seconds")
-        text = f"loaded again ({_GONE.get(e.reason or '', e.reason or 'gone')})"
         if isinstance(took, (int, float)):
             text += f" in {v.took(took)}"
-        keep = d.get("keep_alive")
-        return text + (f"; keep-alive {keep}" if keep else "")
+        keep = _keep_words(d.get("keep_alive"))
+        text += f", {keep}" if keep else ""
+        if not first and e.reason not in (None, "not_loaded"):
+            text += f" ({_GONE.get(e.reason or '', e.reason or 'gone')})"
+        evicted = [str(x) for x in d.get("evicted") or []]
+        return text + (f"; evicted {', '.join(evicted)} to make room" if evicted else "")
     if e.event == "reasserted":
-        what = "pin" if d.get("keep_alive") == "forever" else f"keep-alive {d.get('keep_alive')}"
+        what = (
+            "pinned it again"
+            if d.get("keep_alive") == "forever"
+            else (f"set its keep-alive back to {d.get('keep_alive')}")
+        )
         cause = {
             "pin_lost": "a client had reset it",
             "window_changed": "its window had changed",
         }.get(e.reason or "", e.reason or "")
-        return f"{what} re-asserted ({cause})"
+        return f"{what} ({cause})" if cause else what
     if e.event == "restore_failed":
         hint = f"; {d['hint']}" if d.get("hint") else ""
-        return f"could not load it: {d.get('error')}{hint}; retrying in {d.get('retry_in_s')}s"
+        return (
+            f"could not load it: {d.get('error')}{hint}; retrying in {_retry(d.get('retry_in_s'))}"
+        )
     if e.event == "conflict":
-        others = ", ".join(d.get("by_models") or [])
-        return f"evicted by guarded {others}: {d.get('advice')}; retrying in {d.get('retry_in_s')}s"
+        others = ", ".join(d.get("by_models") or []) or "another guarded model"
+        return (
+            f"evicted to load guarded {others}: {d.get('advice')}; "
+            f"retrying in {_retry(d.get('retry_in_s'))}"
+        )
     if e.event == "recovered":
         return "resident again after earlier failures"
     from ollama_resident.why import describe
 
     return describe(e)
+
+
+def guard_lines(events: Sequence[Event], seen: set[str] | None = None) -> list[tuple[str, str]]:
+    """A guard's round as people read it: ``(level, line)``, one line per action, in time order.
+
+    Level is ``info`` or ``warn``. A line is ``HH:MM:SS  MODEL  words``. What the
+    watcher saw of the guard's own work (the load it just made, the model that load
+    evicted) is already in the action's line and is not repeated; a guarded model
+    evicted by another guarded one is named in the line of the load that evicted it.
+    ``seen`` (kept by the caller across rounds) holds the models seen loaded, so a
+    model's first load says "loaded" and a later one "loaded again".
+    """
+    seen = set() if seen is None else seen
+    ordered = sorted(events, key=lambda e: e.time)
+    acted = {e.model for e in ordered if e.event in ("restored", "reasserted")}
+    conflicts: dict[tuple[str | None, str], Event] = {
+        (e.model, by): e
+        for e in ordered
+        if e.event == "conflict"
+        for by in (e.detail.get("by_models") or [])
+    }
+    # A guarded model evicted by the guard's own load of another: said once, in that load's line.
+    clashes: dict[int, list[Event]] = {}
+    used: set[int] = set()
+    for e in ordered:
+        if e.event == "restored" or e.event == "reasserted":
+            victims = [(x, e.model) for x in e.detail.get("evicted") or []]
+            mine = [conflicts[k] for k in victims if k in conflicts]
+            mine = [c for c in mine if id(c) not in used]
+            clashes[id(e)] = mine
+            used.update(id(c) for c in mine)
+    lines: list[tuple[str, str]] = []
+    for e in ordered:
+        if e.event.startswith("recording_") or id(e) in used:
+            continue
+        if e.by_tool and e.detail.get("action") == "guard" and e.event not in _GUARD_OWN:
+            continue  # the watcher's view of our own load: the action line says it
+        by_models = e.detail.get("by_models") or []
+        if e.event == "unloaded" and e.reason == "evicted" and set(by_models) & acted:
+            continue  # named in the line of the load that evicted it
+        text = guard_event_text(e, seen_before=e.model in seen)
+        if e.model and e.event in ("restored", "loaded"):
+            seen.add(e.model)
+        level = "warn" if e.event in ("conflict", "restore_failed", "server_down") else "info"
+        mine = clashes.get(id(e)) or []
+        if mine:
+            names = ", ".join(str(c.model) for c in mine)
+            text += (
+                f"; {names} {'is' if len(mine) == 1 else 'are'} guarded too, and they cannot "
+                f"all stay loaded: guard fewer models, raise OLLAMA_MAX_LOADED_MODELS (if memory "
+                f"allows) or give them a smaller num_ctx; retrying {names} in "
+                f"{_retry(mine[0].detail.get('retry_in_s'))}"
+            )
+            level = "warn"
+        when = e.time.astimezone().strftime("%H:%M:%S")
+        lines.append((level, f"{when}  {e.model or e.host}  {text}"))
+    return lines
+
+
+_GUARD_OWN = ("restored", "reasserted", "restore_failed", "conflict", "recovered")

@@ -185,12 +185,16 @@ def _print(events: list[Event], out: Output, as_jsonl: bool) -> None:
             if e.event in ("conflict", "restore_failed"):
                 out.warn(_text(e))
         return
-    for e in events:
-        line = f"{e.time.astimezone().strftime('%H:%M:%S')} {e.model or e.host}: {_text(e)}"
-        if e.event in ("conflict", "restore_failed", "server_down"):
+    from ollama_resident import render
+
+    for level, line in render.guard_lines(events, _SEEN):
+        if level == "warn":
             out.warn(line)
         else:
             out.info(line)
+
+
+_SEEN: set[str] = set()  # models seen loaded in this run: "loaded" once, then "loaded again"
 
 
 def _text(e: Event) -> str:
