@@ -476,8 +476,8 @@ class LogReader:
     shows the server's offset; by default that offset, else UTC.
 
     Filters for speed (a 200 MB log holds about a million lines): ``messages`` keeps only
-    slog and old-style records whose message is in it (checked before parsing), and drops
-    ``text`` records; ``gin="post"`` keeps only POST gin lines, ``gin="none"`` none.
+    slog and old-style records whose message is in it or starts with one of ``prefixes``
+    (checked before parsing), and drops ``text`` records; ``gin="post"`` keeps only POST gin lines, ``gin="none"`` none.
     Line numbers are always those of the input.
     """
 
@@ -486,6 +486,7 @@ class LogReader:
         *,
         tz: tzinfo | None = None,
         messages: Collection[str] | None = None,
+        prefixes: tuple[str, ...] = (),
         gin: str = "all",
     ) -> None:
         if gin not in ("all", "post", "none"):
@@ -493,6 +494,7 @@ class LogReader:
         self.zone: tzinfo = tz or timezone.utc
         self.zone_known = False
         self.messages = messages
+        self.prefixes = prefixes
         self.gin = gin
         self._block_patterns: tuple[re.Pattern[str], ...] | None = None
 
@@ -538,8 +540,9 @@ class LogReader:
             assert self.messages is not None
             words = sorted((re.escape(m) for m in self.messages if m), key=len, reverse=True)
             alt = "|".join(words) or "(?!)"
+            heads = "|".join(re.escape(p) for p in self.prefixes) or "(?!)"
             pats = [
-                re.compile(f'msg="?(?:{alt})(?:"|\\s|$)', re.MULTILINE),
+                re.compile(f'msg="?(?:(?:{alt})(?:"|\\s|$)|{heads})', re.MULTILINE),
                 # Old Go-log lines: only "INFO server config" is met in the wild.
                 re.compile(f"INFO (?:{alt})"),
             ]
@@ -549,6 +552,10 @@ class LogReader:
                 pats.append(re.compile(r'POST +(?:\x1b\[0m *)?"'))
             self._block_patterns = tuple(pats)
         return self._block_patterns
+
+    def _wanted(self, msg: str) -> bool:
+        assert self.messages is not None
+        return msg in self.messages or (bool(self.prefixes) and msg.startswith(self.prefixes))
 
     def one(self, n: int, raw: str) -> Record | None:
         """The record of one line numbered ``n``, or None when the filters drop it."""
@@ -561,7 +568,7 @@ class LogReader:
                 found = _zone_of(text[5:sp] if sp != -1 else text[5:])
                 if found is not None:
                     self.zone, self.zone_known = found, True
-            if messages is not None and _quick_msg(text) not in messages:
+            if messages is not None and not self._wanted(_quick_msg(text)):
                 return None
             return _slog(n, text, prefix)
         if first == "[" and text.startswith("[GIN]"):
@@ -576,11 +583,11 @@ class LogReader:
         if first.isdigit() and text[4:5] == "/":
             old = _golog(n, text, prefix, self.zone)
             if old is not None:
-                return old if messages is None or old.msg in messages else None
+                return old if messages is None or self._wanted(old.msg) else None
         # llama.cpp output with a server line glued on after it.
         cut = text.find("time=")
         if cut > 0 and _p().stray_time.match(text, cut):
-            if messages is None or _quick_msg(text[cut:]) in messages:
+            if messages is None or self._wanted(_quick_msg(text[cut:])):
                 return _slog(n, text[cut:], prefix)
             return None
         cut = text.find("[GIN] ")
