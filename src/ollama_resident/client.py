@@ -200,6 +200,12 @@ class OllamaClient:
         data = self._json(self._request("POST", "/api/show", body={"model": model}, model=model))
         return ModelInfo.from_api(model, data)
 
+    def modelfile(self, model: str) -> str:
+        """``POST /api/show``'s ``modelfile`` text; its ``FROM`` line holds the path of the
+        model's blob (``.../blobs/sha256-<hex>``), the only name INFO server logs use."""
+        data = self._json(self._request("POST", "/api/show", body={"model": model}, model=model))
+        return str(data.get("modelfile") or "")
+
     def load(
         self,
         model: str,

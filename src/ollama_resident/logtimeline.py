@@ -38,7 +38,7 @@ import contextlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from ollama_resident.serverlog import (
@@ -172,6 +172,7 @@ class LogFact:
     request: Request | None = None
     lines: tuple[int, ...] = ()
     detail: Mapping[str, Any] = field(default_factory=dict)
+    file: str | None = None  # the rotated file the lines are in (None: the log itself)
 
     @property
     def model(self) -> str | None:
@@ -190,6 +191,7 @@ class LogFact:
             "line": self.line_no,
             "lines": list(self.lines),
             "level": self.level,
+            "file": self.file,
             "confidence": self.confidence,
             "request": self.request.to_json() if self.request else None,
             "detail": _jsonable(self.detail),
@@ -281,10 +283,6 @@ class _Load:
 def _canonical(name: str) -> str:
     from ollama_resident.models import canonical_name
 
-    for prefix in ("registry.ollama.ai/library/", "registry.ollama.ai/"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            break
     return canonical_name(name)
 
 
@@ -328,14 +326,18 @@ class TimelineBuilder:
         self.has_debug = False
         self.first_time: datetime | None = None
         self.last_time: datetime | None = None
+        self.prev_time: datetime | None = None  # the time of the line before this one
         self.lines = 0
         self.starts = 0
         self.clients: dict[str, int] = {}
         self._start_index: int | None = None
+        self.label: str | None = None  # the file being read, when not the log itself
 
     # -- helpers ----------------------------------------------------------------------------
 
     def _add(self, fact: LogFact, *, wants_request: str | None = None) -> int:
+        if self.label is not None and fact.file is None:
+            fact = replace(fact, file=self.label)
         self.facts.append(fact)
         i = len(self.facts) - 1
         req = None
@@ -387,11 +389,12 @@ class TimelineBuilder:
             digest = blob_digest(path)
             if digest is None:
                 return None
-            r = self.runners.get(digest)
-            if r is None:
+            found = self.runners.get(digest)
+            if found is None:
                 # Loaded before the part of the log we read.
-                r = _Runner(digest)
-                self.runners[digest] = r
+                found = _Runner(digest)
+                self.runners[digest] = found
+            r = found
             if pid is not None:
                 r.pid = pid
                 self.by_pid[pid] = r
@@ -412,6 +415,7 @@ class TimelineBuilder:
             return
         if self.first_time is None:
             self.first_time = t
+        self.prev_time = self.last_time
         if self.last_time is None or t > self.last_time:
             self.last_time = t
         if rec.gin is not None:
@@ -458,19 +462,26 @@ class TimelineBuilder:
         config = {k: env[k] for k in _CONFIG_KEYS if k in env}
         limit = env.get("OLLAMA_MAX_LOADED_MODELS")
         self.max_loaded = int(limit) if limit and limit.isdigit() and int(limit) > 0 else None
-        # Everything loaded in the previous run is gone: nothing at INFO marks the stop.
-        for r in list(self.runners.values()):
-            self._unloaded(r, t, rec.line_no, "server_restart", "INFO", {"until": self.last_seen})
-        self.runners.clear()
-        self.by_pid.clear()
-        self.load = None
-        self.count = 0
-        self.evicting = None
         self._start_index = self._add(
             LogFact(
                 t, "server_start", None, rec.line_no, rec.level or "INFO", detail={"config": config}
             )
         )
+        # Everything loaded in the previous run is gone: nothing at INFO marks the stop.
+        for r in list(self.runners.values()):
+            self._unloaded(r, t, rec.line_no, "server_restart", "INFO", {"until": self.prev_time})
+        self.runners.clear()
+        self.by_pid.clear()
+        # The runners a DEBUG shutdown stopped: the stop was a restart.
+        for i in range(self._start_index - 1, -1, -1):
+            f = self.facts[i]
+            if f.kind == "server_start":
+                break
+            if f.kind == "unloaded" and f.cause == "shutdown":
+                self.facts[i] = replace(f, detail={**f.detail, "restarted_at": t})
+        self.load = None
+        self.count = 0
+        self.evicting = None
 
     @property
     def last_seen(self) -> datetime | None:
@@ -822,14 +833,14 @@ for _msg, _cause in (
 
 
 def read_timeline(
-    blocks: Iterable[tuple[str, int]] | None = None,
+    blocks: Iterable[tuple[str, int, str | None]] | None = None,
     *,
     lines: Iterable[str] | None = None,
-    tz: Any = None,
+    tz: tzinfo | None = None,
     since: datetime | None = None,
 ) -> Timeline:
-    """The timeline of a log given as blocks of whole lines (``(text, first_line_no)``,
-    what :mod:`ollama_resident.logsource` reads) or as ``lines``.
+    """The timeline of a log given as blocks of whole lines (``(text, first_line_no,
+    file_label)``, what :mod:`ollama_resident.logsource` reads) or as ``lines``.
 
     ``since`` drops facts older than it (the state before it is still followed, so an
     unload after ``since`` keeps its cause). ``tz``: the zone for ``[GIN]`` lines before
@@ -838,17 +849,17 @@ def read_timeline(
     reader = LogReader(tz=tz, messages=MESSAGES, prefixes=PREFIXES, gin="post")
     builder = TimelineBuilder()
     count = 0
-    records: Iterator[Record]
     if blocks is not None:
-        for text, first in blocks:
+        for text, first, label in blocks:
+            if label != builder.label:
+                builder.label = label
             for rec in reader.block(text, first):
                 builder.feed(rec)
-            count = first - 1 + text.count("\n") + (0 if text.endswith("\n") else 1)
+            count += text.count("\n") + (0 if text.endswith("\n") else 1)
     if lines is not None:
-        records = reader.lines(_counting(lines, builder))
-        for rec in records:
+        for rec in reader.lines(_counting(lines, builder)):
             builder.feed(rec)
-        count = builder.lines
+        count += builder.lines
     tl = builder.finish(count)
     if since is not None:
         tl.facts = [f for f in tl.facts if f.time >= since]

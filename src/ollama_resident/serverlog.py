@@ -477,8 +477,8 @@ class LogReader:
 
     Filters for speed (a 200 MB log holds about a million lines): ``messages`` keeps only
     slog and old-style records whose message is in it or starts with one of ``prefixes``
-    (checked before parsing), and drops ``text`` records; ``gin="post"`` keeps only POST gin lines, ``gin="none"`` none.
-    Line numbers are always those of the input.
+    (checked before parsing), and drops ``text`` records; ``gin="post"`` keeps only POST
+    gin lines, ``gin="none"`` none. Line numbers are always those of the input.
     """
 
     def __init__(

@@ -1,87 +1,327 @@
-"""``why MODEL``: the recent life of a model in plain words, from the journal."""
+"""``why [MODEL]``: the recent life of a model in plain words, from the journal and the
+server's own log."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ollama_resident.cli._options import HostOpt, JsonOpt
 
+if TYPE_CHECKING:
+    from ollama_resident.logsource import LogSource
+    from ollama_resident.logstory import LogInfo
+    from ollama_resident.logtimeline import Timeline
+
 __all__ = ["register"]
+
+_NAME_LOOKUPS = 40  # /api/show calls at most, to name the blobs of an INFO log
 
 
 def why(
     model: Annotated[
-        str,
-        typer.Argument(help="The model, as you type it: llama3.2, qwen2.5:14b, ns/model:tag."),
-    ],
+        str | None,
+        typer.Argument(
+            help="The model, as you type it: llama3.2, qwen2.5:14b, ns/model:tag. "
+            "Without it: every model in the window (--since, default 2h).",
+            show_default=False,
+        ),
+    ] = None,
     server_log: Annotated[
         str | None,
         typer.Option(
             "--server-log",
-            help="Also read Ollama's server log (a file, or - for stdin) and add what its "
-            "scheduler lines say. Most of them are written only with OLLAMA_DEBUG=1.",
+            help="Read Ollama's server log from FILE (or - for stdin) instead of finding it.",
             metavar="FILE",
             show_default=False,
         ),
     ] = None,
+    docker: Annotated[
+        str | None,
+        typer.Option(
+            "--docker",
+            help="Read the server log of this Docker container (`docker logs`).",
+            metavar="CONTAINER",
+            show_default=False,
+        ),
+    ] = None,
+    no_server_log: Annotated[
+        bool,
+        typer.Option("--no-server-log", help="Tell the story from the journal alone."),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only what happened in this last DURATION (e.g. 30m, 2h). "
+            "Default: everything read for one model, 2h without one.",
+            metavar="DURATION",
+            show_default=False,
+        ),
+    ] = None,
+    log_mb: Annotated[
+        int,
+        typer.Option(
+            "--log-mb",
+            help="Read at most the last MB megabytes of the server log.",
+            metavar="MB",
+            min=1,
+        ),
+    ] = 256,
     host: HostOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Explain why a model was unloaded, reloaded or lost its pin.
 
     Newest first: when it loaded, what changed its keep-alive, and why it went
-    away, each with the evidence and how sure it is (certain, likely, a guess).
-    Reads the journal that `watch` (or `guard`) and the preload, pin, apply and
-    unload commands write; it says so when the journal does not cover the time.
-    Only the entries of one server are told: --host, else OLLAMA_HOST (a note
-    names the other servers the journal has entries from).
+    away, each with the evidence, where it comes from and how sure it is.
+    Two sources make one story: the journal that `watch` (or `guard`) and the
+    preload, pin and unload commands write, and Ollama's own server log, found
+    on this machine (journalctl -u ollama, ~/.ollama/logs/server.log,
+    %LOCALAPPDATA%\\Ollama\\server.log) or given with --server-log / --docker.
+    The log names every unload's cause only with OLLAMA_DEBUG=1 on the server;
+    `why` says how to turn it on for the server it found. Only the journal
+    entries of one server are told: --host, else OLLAMA_HOST (a note names the
+    other servers the journal has entries from).
 
     \b
     Examples:
       ollama-resident why llama3.2
+      ollama-resident why                       # every model, last 2 hours
+      ollama-resident why llama3.2 --server-log ~/.ollama/logs/server.log
       journalctl -u ollama --since today | ollama-resident why llama3.2 --server-log -
-      ollama-resident why qwen2.5:14b --server-log ~/.ollama/logs/server.log --json
+      ollama-resident why qwen2.5:14b --docker ollama --json
     """
-    from datetime import datetime, timezone
+    from datetime import timezone
 
-    from ollama_resident import render
+    from ollama_resident import logstory, render
     from ollama_resident import why as story
     from ollama_resident.cli._common import resolve_host
     from ollama_resident.cli._output import Output
+    from ollama_resident.durations import DurationError, parse_keep_alive
     from ollama_resident.errors import UsageError
     from ollama_resident.journal import Journal
+    from ollama_resident.models import canonical_name, names_match
 
     out = Output(json=json_output)
-    log = None
-    if server_log is not None:
-        if server_log == "-":
-            log = story.parse_server_log(sys.stdin)
-        else:
-            try:
-                with open(server_log, encoding="utf-8", errors="replace") as fh:
-                    log = story.parse_server_log(fh)
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot read the server log {server_log}: {exc.strerror or exc}",
-                    hint="on Linux it is usually `journalctl -u ollama`; on macOS "
-                    "~/.ollama/logs/server.log",
-                ) from None
+    if sum(x is not None for x in (server_log, docker)) + no_server_log > 1:
+        raise UsageError(
+            "give one of --server-log, --docker and --no-server-log",
+            hint="--server-log FILE reads a file, --docker NAME a container's log",
+        )
+    now = datetime.now(timezone.utc)
+    since_at: datetime | None = None
+    if since is not None:
+        try:
+            window = parse_keep_alive(since).seconds
+        except DurationError as exc:
+            raise UsageError(f"--since {since}: {exc}", hint="e.g. --since 30m or 2h") from None
+        if window is None or window <= 0:
+            raise UsageError(f"--since {since}: give a positive duration", hint="e.g. 2h")
+        since_at = now - timedelta(seconds=window)
+    elif model is None:
+        since_at = now - timedelta(hours=2)
+    target = resolve_host(host)
+    tz = datetime.now().astimezone().tzinfo
+
+    source, info = _open_log(server_log, docker, no_server_log, target.host, since_at, log_mb)
+    timeline: Timeline | None = None
+    if source is not None:
+        from ollama_resident.logtimeline import read_timeline
+
+        timeline = read_timeline(source.blocks, tz=tz)
+        info = _info(source, info)
+    model_digest: str | None = None
+    if timeline is not None and timeline.facts:
+        model_digest = _name_blobs(timeline, target, model)
+
     journal = Journal()
-    result = story.build_story(
-        model,
-        journal.read(),
-        now=datetime.now(timezone.utc),
-        journal=str(journal.path),
-        log=log,
-        host=resolve_host(host).display,
-    )
+    events = journal.read()
+    if model is not None:
+        blob = _as_blob(model)
+        name = f"sha256-{blob[:12]}" if blob else canonical_name(model)
+
+        def matches(f: Any) -> bool:
+            if blob is not None:
+                return bool(f.digest and f.digest.startswith(blob))
+            if f.name and names_match(f.name, name):
+                return True
+            return model_digest is not None and f.digest == model_digest
+
+        result = logstory.tell(
+            name,
+            story.build_story(
+                name, events, now=now, journal=str(journal.path), host=target.display
+            ),
+            timeline,
+            matches=matches,
+            log=info,
+            now=now,
+            since=since_at,
+        )
+        if json_output:
+            out.data(render.dumps(logstory.to_json(result)))
+        else:
+            out.data(logstory.render(result))
+        return
+
+    assert since_at is not None
+    names: dict[str, None] = {}
+    for e in events:
+        if e.model and e.time >= since_at:
+            names.setdefault(canonical_name(e.model), None)
+    if timeline is not None:
+        for f in timeline.facts:
+            if f.model and f.time >= since_at:
+                names.setdefault(f.model, None)
+    stories = []
+    for name in names:
+
+        def matches_one(f: Any, name: str = name) -> bool:
+            return bool(f.model == name)
+
+        s = logstory.tell(
+            name,
+            story.build_story(
+                name, events, now=now, journal=str(journal.path), host=target.display
+            ),
+            timeline,
+            matches=matches_one,
+            log=info,
+            now=now,
+            since=since_at,
+        )
+        if s.items:
+            stories.append(s)
+    stories.sort(key=lambda s: s.items[0].time, reverse=True)
+    notes = []
+    if timeline is not None and timeline.lines and not timeline.has_debug:
+        notes.append(
+            "The server log is at INFO: loads, reloads and restarts show; unload causes "
+            "need OLLAMA_DEBUG=1 on the server."
+        )
+        notes.extend(logstory.debug_howto(info.kind if info else None, docker))
     if json_output:
-        out.data(render.dumps(story.story_json(result)))
+        out.data(render.dumps(logstory.overview_json(stories, since=since_at, notes=notes)))
     else:
-        out.data(story.render_story(result))
+        text = logstory.render_overview(stories, since=since_at, notes=notes)
+        if not stories:
+            text += "\n\n" + "\n".join(_bare_sources(journal, info))
+        out.data(text)
+
+
+def _as_blob(model: str) -> str | None:
+    """The hex of a model given by its blob (``sha256-876d1158a74c``, as INFO logs name
+    models), else None."""
+    text = model.lower().removeprefix("sha256-").removeprefix("sha256:")
+    if len(text) >= 12 and all(c in "0123456789abcdef" for c in text) and model != text:
+        return text
+    return None
+
+
+def _bare_sources(journal: Any, info: LogInfo | None) -> list[str]:
+    lines = []
+    if info is not None:
+        if info.name:
+            lines.append(f"Server log: {info.name}")
+        lines.extend(f"Server log not read: {n}: {r}" for n, r in info.attempts)
+    lines.append(f"Journal: {journal.path}")
+    return lines
+
+
+def _open_log(
+    server_log: str | None,
+    docker: str | None,
+    no_server_log: bool,
+    hostname: str,
+    since: datetime | None,
+    log_mb: int,
+) -> tuple[LogSource | None, LogInfo | None]:
+    from ollama_resident import logsource
+    from ollama_resident.errors import UsageError
+    from ollama_resident.logstory import LogInfo
+
+    max_bytes = log_mb * 1024 * 1024
+    if no_server_log:
+        return None, None
+    if server_log == "-":
+        return logsource.from_stream(sys.stdin.buffer), None
+    if server_log is not None:
+        try:
+            return logsource.from_file(server_log, max_bytes=max_bytes), None
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read the server log {server_log}: {exc.strerror or exc}",
+                hint="on Linux it is usually `journalctl -u ollama`; on macOS "
+                "~/.ollama/logs/server.log; or leave --server-log out to let why find it",
+            ) from None
+    if docker is not None:
+        src, attempt = logsource.from_docker(docker, since=since, max_bytes=max_bytes)
+        if src is None:
+            return None, LogInfo(
+                None, None, ((attempt.name, attempt.reason or ""),), container=docker
+            )
+        return src, LogInfo("docker", src.name, container=docker)
+    src, attempts = logsource.discover(hostname, since=since, max_bytes=max_bytes)
+    failed = tuple((a.name, a.reason or "") for a in attempts if not a.ok)
+    if src is None:
+        return None, LogInfo(None, None, failed)
+    return src, LogInfo(src.kind, src.name, failed)
+
+
+def _info(source: LogSource, info: LogInfo | None) -> LogInfo:
+    from ollama_resident.logstory import LogInfo
+
+    return LogInfo(
+        source.kind,
+        source.name,
+        info.attempts if info else (),
+        partial=source.partial,
+        container=info.container if info else None,
+    )
+
+
+def _name_blobs(timeline: Timeline, target: Any, model: str | None) -> str | None:
+    """Name the blobs of an INFO log through the server (``/api/show`` FROM lines), when it
+    answers; returns the blob digest of ``model`` if it is known."""
+    from ollama_resident.client import OllamaClient
+    from ollama_resident.errors import ResidentError
+    from ollama_resident.models import canonical_name
+    from ollama_resident.serverlog import blob_digest
+
+    unnamed = timeline.digests() - set(timeline.names)
+    if not unnamed and model is None:
+        return None
+    digest_of_model: str | None = None
+    if model is not None:
+        for d, n in timeline.names.items():
+            if n == canonical_name(model):
+                digest_of_model = d
+    found: dict[str, str] = {}
+    try:
+        with OllamaClient(target, timeout=2.0, connect_timeout=1.0) as client:
+            if model is not None and digest_of_model is None:
+                digest_of_model = blob_digest(client.modelfile(model))
+                if digest_of_model:
+                    found[digest_of_model] = canonical_name(model)
+            if unnamed - set(found):
+                for tag in client.tags()[:_NAME_LOOKUPS]:
+                    tag_name = str(tag.get("name") or tag.get("model") or "")
+                    if not tag_name:
+                        continue
+                    blob = blob_digest(client.modelfile(tag_name))
+                    if blob and blob not in found:
+                        found[blob] = canonical_name(tag_name)
+                    if not unnamed - set(found):
+                        break
+    except ResidentError:
+        pass
+    if found:
+        timeline.name_models(found)
+    return digest_of_model
 
 
 def register(app: typer.Typer) -> None:

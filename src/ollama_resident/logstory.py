@@ -1,0 +1,780 @@
+"""One story from the journal and Ollama's server log (pure: no I/O).
+
+:func:`tell` merges what ``watch``/``guard`` journaled (:func:`ollama_resident.why.build_story`)
+with the facts of the server log (:mod:`ollama_resident.logtimeline`) into one timeline,
+newest first. The same change seen by both is told once, with both sources; a cause read
+from a DEBUG line is certain and replaces the journal's inference; at INFO the story says
+what it could establish, what only DEBUG shows, and how to turn DEBUG on for the server
+that wrote the log (:func:`debug_howto`). :func:`overview` does it for every model seen in
+a window (``why`` with no model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from ollama_resident.logtimeline import LogFact, Request, Timeline, short_digest
+
+__all__ = [
+    "LogInfo",
+    "Told",
+    "TotalStory",
+    "debug_howto",
+    "describe_fact",
+    "overview",
+    "overview_json",
+    "render",
+    "render_overview",
+    "tell",
+    "to_json",
+]
+
+_MATCH_BEFORE_S = 2.0  # a journal entry is written at the poll after the change
+_MATCH_AFTER_S = 30.0  # ... at most a poll interval plus the settle time later
+
+
+@dataclass(frozen=True)
+class LogInfo:
+    """Which log was read (or tried): for the sources line, the JSON and the DEBUG advice.
+
+    ``kind`` is logsource's (``journal``, ``journal-user``, ``macos-app``, ``windows-app``,
+    ``docker``, ``file``, ``stdin``); ``attempts`` are the places tried before it, each
+    ``(name, reason)``; ``partial`` when only the end of a longer log was read.
+    """
+
+    kind: str | None
+    name: str | None
+    attempts: tuple[tuple[str, str], ...] = ()
+    partial: bool = False
+    container: str | None = None
+
+
+@dataclass(frozen=True)
+class Told:
+    """One item of the story; ``sources`` name where it comes from.
+
+    ``sources``: ``{"kind": "journal"}`` and/or ``{"kind": "server_log", "line": N,
+    "lines": [...], "level": "DEBUG", "file": None}``.
+    """
+
+    time: datetime
+    event: str
+    reason: str | None
+    summary: str
+    confidence: str | None
+    evidence: tuple[str, ...] = ()
+    sources: tuple[Mapping[str, Any], ...] = ()
+    request: Request | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def gone(self) -> bool:
+        return self.event in ("unloaded", "gap")
+
+    def source_text(self) -> str:
+        parts = []
+        for s in self.sources:
+            if s.get("kind") == "journal":
+                parts.append("journal")
+            elif s.get("kind") == "server_log":
+                where = f"{s['file']} " if s.get("file") else ""
+                parts.append(f"{where}log line {s.get('line')}")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        from ollama_resident.events import format_time
+
+        return {
+            "time": format_time(self.time),
+            "event": self.event,
+            "reason": self.reason,
+            "confidence": self.confidence,
+            "summary": self.summary,
+            "evidence": list(self.evidence),
+            "sources": [dict(s) for s in self.sources],
+            "request": self.request.to_json() if self.request else None,
+            "detail": _plain(self.detail),
+        }
+
+
+@dataclass(frozen=True)
+class TotalStory:
+    model: str
+    items: tuple[Told, ...]  # newest first
+    notes: tuple[str, ...]
+    journal: str | None
+    covers: tuple[datetime, datetime] | None
+    log: LogInfo | None
+    log_covers: tuple[datetime, datetime] | None
+    log_lines: int
+    log_level: str | None  # "DEBUG", "INFO" or None (no log)
+    now: datetime
+
+    def headline_text(self, tz: tzinfo | None = None) -> str:
+        own = [i for i in self.items if i.event != "server_start"]
+        if not own:
+            return f"{self.model}: nothing recorded"
+        latest = own[0]
+        gone = next((i for i in own if i.gone), None)
+        if latest.gone or gone is None:
+            return f"{self.model}: {latest.summary} ({_ago(latest.time, self.now)})"
+        return (
+            f"{self.model}: loaded (last seen {_clock(latest.time, tz, self.now)}). Last "
+            f"departure, {_ago(gone.time, self.now)}: {gone.summary}"
+        )
+
+
+# -- words for log facts -------------------------------------------------------------------
+
+
+def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
+
+
+def _clock(t: datetime, tz: tzinfo | None = None, now: datetime | None = None) -> str:
+    local = t.astimezone(tz)
+    if now is not None and now.astimezone(tz).date() != local.date():
+        return local.strftime("%Y-%m-%d %H:%M:%S")
+    return local.strftime("%H:%M:%S")
+
+
+def _ago(t: datetime, now: datetime) -> str:
+    seconds = (now - t).total_seconds()
+    if seconds < 0:
+        return "just now"
+    if seconds < 60:
+        return f"{int(seconds)}s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def _by(req: Request | None, tz: tzinfo | None, now: datetime | None) -> str:
+    if req is None:
+        return ""
+    return f" by {req.method} {req.path} from {req.client} at {_clock(req.end, tz, now)}"
+
+
+def _size(n: Any) -> str:
+    if not isinstance(n, int):
+        return ""
+    from ollama_resident.models import human_bytes
+
+    return human_bytes(n)
+
+
+def _name(digest: Any, names: Mapping[str, str]) -> str:
+    if not isinstance(digest, str):
+        return "another model"
+    return names.get(digest) or short_digest(digest)
+
+
+def describe_fact(
+    f: LogFact,
+    *,
+    names: Mapping[str, str],
+    tz: tzinfo | None = None,
+    now: datetime | None = None,
+    after: LogFact | None = None,
+) -> tuple[str, list[str]]:
+    """One log fact in words: the summary line and its evidence sentences.
+
+    ``after`` is the model's next keep-alive fact (a reload's new keep-alive).
+    """
+    d = f.detail
+    by = _by(f.request, tz, now)
+    ev: list[str] = []
+    if f.kind == "server_start":
+        version = d.get("version")
+        text = "Ollama" + (f" {version}" if version else "") + " started"
+        if d.get("address"):
+            text += f", listening on {d['address']}"
+        config = d.get("config") or {}
+        shown = [f"{k}={v}" for k, v in config.items() if k != "OLLAMA_HOST"]
+        if shown:
+            ev.append("settings: " + ", ".join(shown))
+        return text, ev
+    if f.kind == "loaded":
+        took = d.get("load_s")
+        parts = []
+        if d.get("context"):
+            parts.append(f"context {d['context']}")
+        if d.get("size"):
+            parts.append(_size(d["size"]))
+        head = "loaded again with other options" if d.get("reload") else "loaded"
+        if isinstance(took, (int, float)):
+            head += f" in {took:.2f} s"
+        text = head + (" (" + ", ".join(parts) + ")" if parts else "") + by
+        if d.get("free_memory"):
+            ev.append(f"the system had {_size(d['free_memory'])} free when it loaded")
+        if d.get("made_room"):
+            ev.append(
+                f"{d.get('runners')} models stayed loaded: another one was unloaded to make room"
+            )
+        return text, ev
+    if f.kind == "keep_alive":
+        ka, before = d.get("keep_alive"), d.get("before")
+        if before is None:
+            text = (
+                "pinned: keep-alive forever" if d.get("forever") else f"keep-alive set to {ka}"
+            ) + by
+        elif d.get("before_forever") and not d.get("forever"):
+            text = f"the pin was reset to {ka}{by}"
+            ev.append(
+                "a client that sends its own keep_alive on every request resets a pin; "
+                "clients that leave it out keep it"
+            )
+        elif d.get("forever"):
+            text = f"pinned again (keep-alive forever, was {before}){by}"
+        else:
+            text = f"keep-alive changed from {before} to {ka}{by}"
+        return text, ev
+    if f.kind == "evicted_unknown":
+        cands = ", ".join(_name(c, names) for c in d.get("candidates") or [])
+        limit = d.get("limit")
+        text = (
+            f"{_name(d.get('by_digest'), names)} loaded while {d.get('runners')} models were "
+            f"loaded, the limit"
+            + (f" (OLLAMA_MAX_LOADED_MODELS={limit})" if limit else "")
+            + f": one of {cands or 'the others'} was unloaded to make room"
+        )
+        ev.append("an INFO log does not name the model that was unloaded; a DEBUG log does")
+        return text, ev
+    # unloaded
+    cause = f.cause
+    ka = d.get("keep_alive")
+    if cause == "expired":
+        text = (
+            "unloaded: its keep-alive" + (f" ({ka})" if ka else "") + " ran out while it was idle"
+        )
+        ev.append("the server's timer expired (DEBUG line)")
+    elif cause == "stopped" and d.get("how") == "keep_alive_0_prompt":
+        text = "unloaded: a request with keep_alive 0 ended" + by
+        ev.append("Ollama unloads a model as soon as a request with keep_alive 0 ends")
+    elif cause == "stopped":
+        text = "unloaded: stopped" + (by or " by a request") + " (keep_alive 0, or `ollama stop`)"
+        ev.append(
+            "nothing else (no timer, no eviction, no reload) preceded the unload: an explicit "
+            "stop from a client"
+        )
+    elif cause == "evicted":
+        victim_for = d.get("by_model") or _name(d.get("by_digest"), names)
+        if d.get("rule") == "memory":
+            text = (
+                f"unloaded: evicted to make room for {victim_for}, which would not fit in "
+                "free memory"
+            )
+        else:
+            limit = d.get("limit")
+            text = f"unloaded: evicted to make room for {victim_for}" + (
+                f" (OLLAMA_MAX_LOADED_MODELS={limit} reached)"
+                if limit
+                else " (the loaded-model limit was reached)"
+            )
+        if f.request is not None:
+            ev.append(f"{victim_for} was asked for{_by(f.request, tz, now)}")
+        ev.append(
+            "Ollama unloads the idle model with the shortest keep-alive"
+            + (f"; this one had {ka}" if ka else "")
+        )
+    elif cause == "reloaded":
+        a, b = d.get("context_before"), d.get("context_after")
+        change = f"context {a} -> {b}" if a and b and a != b else "other load options"
+        text = f"reloaded with new options: {change}{by}"
+        if ka == "forever" and after is not None and not after.detail.get("forever"):
+            text += f"; the pin was lost (keep-alive now {after.detail.get('keep_alive')})"
+            ev.append(
+                "the new runner takes the keep-alive of the request that reloaded it, not the pin"
+            )
+        ev.append(
+            "Ollama reloads a model when a request asks for other load options (num_ctx, "
+            "num_gpu, ...); align the options your clients send"
+        )
+    elif cause == "shutdown":
+        text = "unloaded: the Ollama server shut down"
+        again = d.get("restarted_at")
+        if isinstance(again, datetime):
+            text = (
+                "unloaded: the Ollama server restarted (it started again at "
+                f"{_clock(again, tz, now)})"
+            )
+    elif cause == "server_restart":
+        until = d.get("until")
+        text = "gone: the Ollama server restarted"
+        if isinstance(until, datetime):
+            ev.append(
+                f"the previous run's last line was at {_clock(until, tz, now)}; a stop writes "
+                "nothing at INFO, and every model is gone after a restart"
+            )
+    elif cause == "unseen":
+        text = "had been unloaded: it was loaded again"
+        ev.append(
+            "an INFO log shows loads, not unloads: it went between its last load and this "
+            "one (an expiry, a stop or an eviction)"
+        )
+    elif cause == "oom":
+        text = "unloaded: Ollama ran out of memory while generating and unloaded every model"
+    else:
+        text = "unloaded; the log does not say why"
+    return text, ev
+
+
+# -- merging -------------------------------------------------------------------------------
+
+
+def _log_source(f: LogFact) -> dict[str, Any]:
+    return {
+        "kind": "server_log",
+        "line": f.line_no,
+        "lines": list(f.lines) or [f.line_no],
+        "level": f.level,
+        "file": f.file,
+    }
+
+
+_EVENT_OF_FACT = {"loaded": "loaded", "keep_alive": "keep_alive_changed", "unloaded": "unloaded"}
+
+
+def _from_fact(
+    f: LogFact,
+    names: Mapping[str, str],
+    tz: tzinfo | None,
+    now: datetime,
+    after: LogFact | None,
+) -> Told:
+    summary, ev = describe_fact(f, names=names, tz=tz, now=now, after=after)
+    conf = f.confidence
+    if conf == "likely":
+        summary += " (likely)"
+    elif conf == "guess":
+        summary += " (a guess)"
+    event = _EVENT_OF_FACT.get(f.kind, f.kind)
+    reason = f.cause
+    if f.kind == "keep_alive":
+        d = f.detail
+        reason = (
+            "pin_lost"
+            if d.get("before_forever") and not d.get("forever")
+            else ("pinned" if d.get("forever") else "window_changed")
+        )
+    return Told(
+        time=f.time,
+        event=event,
+        reason=reason,
+        summary=summary,
+        confidence=conf,
+        evidence=tuple(ev),
+        sources=(_log_source(f),),
+        request=f.request,
+        detail={k: v for k, v in f.detail.items() if k != "config"}
+        | ({"config": f.detail["config"]} if "config" in f.detail else {}),
+    )
+
+
+def _journal_told(item: Any) -> Told:
+    data = item.to_json()
+    return Told(
+        time=item.time,
+        event=data["event"],
+        reason=data["reason"],
+        summary=item.summary,
+        confidence=item.confidence,
+        evidence=tuple(item.evidence),
+        sources=({"kind": "journal"},),
+        detail=data.get("detail") or {},
+    )
+
+
+def _same(log: Told, jt: Told) -> bool:
+    if log.event != jt.event and not (log.event == "loaded" and jt.event == "restored"):
+        return False
+    since = jt.detail.get("since")
+    lo = jt.time - timedelta(seconds=_MATCH_AFTER_S)
+    if isinstance(since, str):
+        from ollama_resident.durations import parse_timestamp
+
+        with contextlib.suppress(ValueError):
+            lo = parse_timestamp(since) - timedelta(seconds=_MATCH_BEFORE_S)
+    return lo <= log.time <= jt.time + timedelta(seconds=_MATCH_BEFORE_S)
+
+
+def _merge(log: Told, jt: Told) -> Told:
+    sources = (*jt.sources, *log.sources)
+    log_debug = any(s.get("level") == "DEBUG" for s in log.sources)
+    if log.confidence == "certain" and (log_debug or jt.confidence != "certain"):
+        seen = f"the journal saw it at {_clock(jt.time)}: {jt.summary}"
+        evidence = (*log.evidence, seen) if jt.summary != log.summary else log.evidence
+        return Told(
+            log.time,
+            log.event,
+            log.reason,
+            log.summary,
+            log.confidence,
+            evidence,
+            sources,
+            log.request,
+            {**jt.detail, **log.detail},
+        )
+    extra = list(jt.evidence)
+    if log.request is not None:
+        extra.append(
+            f"the server log has the request: {log.request.describe()} (line {log.request.line_no})"
+        )
+    for e in log.evidence:
+        if e not in extra:
+            extra.append(e)
+    return Told(
+        jt.time,
+        jt.event,
+        jt.reason,
+        jt.summary,
+        jt.confidence,
+        tuple(extra),
+        sources,
+        log.request,
+        {**log.detail, **jt.detail},
+    )
+
+
+def tell(
+    model: str,
+    journal_story: Any,
+    timeline: Timeline | None,
+    *,
+    matches: Callable[[LogFact], bool],
+    log: LogInfo | None,
+    now: datetime,
+    tz: tzinfo | None = None,
+    since: datetime | None = None,
+    limit: int = 30,
+) -> TotalStory:
+    """The model's story from ``journal_story`` (a :class:`ollama_resident.why.Story`) and
+    the facts of ``timeline`` for which ``matches`` is true (its name, or its blob)."""
+    journal_items = [_journal_told(i) for i in journal_story.items]
+    if since is not None:
+        journal_items = [i for i in journal_items if i.time >= since]
+    log_items: list[Told] = []
+    notes: list[str] = []
+    names = timeline.names if timeline else {}
+    mine: list[LogFact] = []
+    if timeline is not None:
+        digests = {f.digest for f in timeline.facts if f.digest and matches(f)}
+        for f in timeline.facts:
+            candidates = set(f.detail.get("candidates") or [])
+            if (
+                f.kind == "server_start"
+                or (f.digest and f.digest in digests)
+                or (f.kind == "evicted_unknown" and digests & candidates)
+            ):
+                mine.append(f)
+        # Server starts matter only while the model was around.
+        first = next((i for i, f in enumerate(mine) if f.digest), None)
+        for i, f in enumerate(mine):
+            if f.kind == "server_start" and (first is None or i < first - 1):
+                continue
+            after = None
+            if f.kind == "unloaded" and f.cause == "reloaded":
+                after = next(
+                    (g for g in mine[i + 1 :] if g.kind == "keep_alive" and g.digest == f.digest),
+                    None,
+                )
+            log_items.append(_from_fact(f, names, tz, now, after))
+        if since is not None:
+            log_items = [i for i in log_items if i.time >= since]
+    # Merge the same change seen by both.
+    used: set[int] = set()
+    merged: list[Told] = []
+    for li in log_items:
+        twin = None
+        for k, jt in enumerate(journal_items):
+            if k not in used and _same(li, jt):
+                twin = k
+                break
+        if twin is None:
+            merged.append(li)
+        else:
+            used.add(twin)
+            merged.append(_merge(li, journal_items[twin]))
+    merged.extend(jt for k, jt in enumerate(journal_items) if k not in used)
+    order = {id(t): n for n, t in enumerate(merged)}
+    merged.sort(key=lambda t: (t.time, order[id(t)]), reverse=True)
+    items = tuple(merged[:limit])
+
+    # Notes: what the journal could not cover (only when the log does not fill in) ...
+    log_level = None
+    if timeline is not None and timeline.lines:
+        log_level = "DEBUG" if timeline.has_debug else "INFO"
+    has_log_items = any(i.sources and i.sources[-1].get("kind") == "server_log" for i in items)
+    for note in journal_story.notes:
+        if has_log_items and ("journal is empty" in note or "never saw" in note):
+            continue
+        notes.append(note)
+    # ... and what the log could not.
+    if timeline is not None and log is not None:
+        notes.extend(_log_notes(model, timeline, log, mine, log_level))
+    return TotalStory(
+        model=model,
+        items=items,
+        notes=tuple(notes),
+        journal=journal_story.journal,
+        covers=journal_story.covers,
+        log=log,
+        log_covers=(
+            (timeline.first_time, timeline.last_time)
+            if timeline and timeline.first_time and timeline.last_time
+            else None
+        ),
+        log_lines=timeline.lines if timeline else 0,
+        log_level=log_level,
+        now=now,
+    )
+
+
+def _log_notes(
+    model: str, tl: Timeline, log: LogInfo, mine: Sequence[LogFact], level: str | None
+) -> list[str]:
+    notes: list[str] = []
+    if not tl.lines:
+        notes.append(f"The server log ({log.name}) is empty.")
+        return notes
+    if not any(f.digest for f in mine):
+        note = f"The server log names no load of {model}."
+        unnamed = sorted({f.model for f in tl.facts if f.digest and not f.name and f.model})
+        if unnamed:
+            note += (
+                " At INFO it names models only by their blob, and the server did not answer "
+                "to map blobs to names; these were loaded: "
+                + ", ".join(unnamed)
+                + " (give one as MODEL)."
+            )
+        notes.append(note)
+    if level == "INFO":
+        notes.append(
+            "The server log is at INFO: it shows loads, reloads (a second load with other "
+            "options) and restarts, not why a model was unloaded (expiry, a stop, an "
+            "eviction) nor keep-alive changes; those need OLLAMA_DEBUG=1 on the server."
+        )
+        notes.extend(debug_howto(log.kind, log.container))
+    shared = _shared_clients(mine)
+    for client in shared:
+        notes.append(
+            f"{client} both pinned and reset {model}: several clients share that address "
+            "(programs on the server's machine, or a proxy in front of Ollama; a proxy's "
+            "X-Forwarded-For would show the real client)"
+        )
+    if any(f.request and f.request.client.startswith("172.17.") for f in mine):
+        notes.append(
+            "172.17.x.x is Docker's bridge: every client outside the container shows this address."
+        )
+    if log.partial:
+        notes.append("Only the end of the server log was read (see --log-bytes).")
+    return notes
+
+
+def _shared_clients(facts: Sequence[LogFact]) -> list[str]:
+    pins: dict[str, set[str]] = {}
+    for f in facts:
+        if f.kind == "keep_alive" and f.request is not None:
+            pins.setdefault(f.request.client, set()).add(
+                "forever" if f.detail.get("forever") else "window"
+            )
+    return sorted(c for c, kinds in pins.items() if len(kinds) > 1)
+
+
+def debug_howto(kind: str | None, container: str | None = None) -> list[str]:
+    """How to turn DEBUG on for the server whose log was read (by logsource kind)."""
+    if kind == "journal":
+        return [
+            "To log at DEBUG (systemd): `sudo systemctl edit ollama` and add\n"
+            "    [Service]\n"
+            '    Environment="OLLAMA_DEBUG=1"\n'
+            "  then `sudo systemctl daemon-reload && sudo systemctl restart ollama`."
+        ]
+    if kind == "journal-user":
+        return [
+            "To log at DEBUG (systemd user unit): `systemctl --user edit ollama` and add\n"
+            "    [Service]\n"
+            '    Environment="OLLAMA_DEBUG=1"\n'
+            "  then `systemctl --user daemon-reload && systemctl --user restart ollama`."
+        ]
+    if kind == "macos-app":
+        return [
+            "To log at DEBUG (macOS app): `launchctl setenv OLLAMA_DEBUG 1`, then quit "
+            "Ollama from the menu bar and open it again."
+        ]
+    if kind == "windows-app":
+        return [
+            "To log at DEBUG (Windows app): `setx OLLAMA_DEBUG 1`, then quit Ollama from "
+            "the tray and start it again."
+        ]
+    if kind == "docker":
+        name = container or "CONTAINER"
+        return [
+            f"To log at DEBUG (Docker): recreate the container with `-e OLLAMA_DEBUG=1` "
+            f"(`docker run -e OLLAMA_DEBUG=1 ... ollama/ollama`; compose: `environment: "
+            f"[OLLAMA_DEBUG=1]`), replacing {name}."
+        ]
+    return [
+        "To log at DEBUG: start the server with OLLAMA_DEBUG=1 (`OLLAMA_DEBUG=1 ollama "
+        'serve`; systemd: `Environment="OLLAMA_DEBUG=1"` in a drop-in, then `systemctl '
+        "daemon-reload` and restart; macOS app: `launchctl setenv OLLAMA_DEBUG 1`; Docker: "
+        "`docker run -e OLLAMA_DEBUG=1`)."
+    ]
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def _sources_line(story: TotalStory, tz: tzinfo | None) -> list[str]:
+    now = story.now
+    out = []
+    if story.log is not None and story.log.name:
+        span = ""
+        if story.log_covers:
+            a, b = story.log_covers
+            span = f", {_clock(a, tz, now)} to {_clock(b, tz, now)}"
+        out.append(
+            f"Server log: {story.log.name} ({story.log_lines} lines{span}, "
+            f"{story.log_level or 'no'} level)"
+        )
+    if story.log is not None:
+        for name, reason in story.log.attempts:
+            out.append(f"Server log not read: {name}: {reason}")
+    if story.journal:
+        span = ""
+        if story.covers:
+            a, b = story.covers
+            span = f", covering {_clock(a, tz, now)} to {_clock(b, tz, now)}"
+        out.append(f"Journal: {story.journal}{span}")
+    return out
+
+
+def render(story: TotalStory, *, tz: tzinfo | None = None) -> str:
+    """Plain text, newest first, evidence indented, the source of each item in brackets."""
+    now = story.now
+    lines = [story.headline_text(tz), ""]
+    for item in story.items:
+        when = _clock(item.time, tz, now)
+        where = item.source_text()
+        lines.append(f"  {when}  {item.summary}   [{_ago(item.time, now)}; {where}]")
+        pad = " " * (len(when) + 4)
+        for fact in item.evidence:
+            lines.append(f"{pad}- {fact}")
+    if story.notes:
+        lines.append("")
+        lines.extend(story.notes)
+    src = _sources_line(story, tz)
+    if src:
+        lines.append("")
+        lines.extend(src)
+    while lines and lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _sources_json(story: TotalStory) -> list[dict[str, Any]]:
+    from ollama_resident.events import format_time
+
+    out: list[dict[str, Any]] = []
+    if story.journal:
+        out.append(
+            {
+                "kind": "journal",
+                "path": story.journal,
+                "covers": [format_time(t) for t in story.covers] if story.covers else None,
+            }
+        )
+    if story.log is not None:
+        for name, reason in story.log.attempts:
+            out.append({"kind": "server_log", "name": name, "read": False, "reason": reason})
+        if story.log.name:
+            out.append(
+                {
+                    "kind": "server_log",
+                    "source": story.log.kind,
+                    "name": story.log.name,
+                    "read": True,
+                    "lines": story.log_lines,
+                    "level": story.log_level,
+                    "partial": story.log.partial,
+                    "covers": [format_time(t) for t in story.log_covers]
+                    if story.log_covers
+                    else None,
+                }
+            )
+    return out
+
+
+def to_json(story: TotalStory) -> dict[str, Any]:
+    """The story as data (``schema_version`` 1; documented in docs/why.md)."""
+    from ollama_resident.events import format_time
+
+    return {
+        "schema_version": 1,
+        "model": story.model,
+        "headline": story.headline_text(),
+        "items": [i.to_json() for i in story.items],
+        "notes": list(story.notes),
+        "sources": _sources_json(story),
+        "journal": story.journal,
+        "covers": [format_time(t) for t in story.covers] if story.covers else None,
+    }
+
+
+def overview(
+    stories: Sequence[TotalStory],
+) -> list[tuple[str, str]]:
+    """One line per model: its name and its headline's answer."""
+    return [(s.model, s.headline_text().split(": ", 1)[-1]) for s in stories]
+
+
+def render_overview(
+    stories: Sequence[TotalStory],
+    *,
+    since: datetime,
+    tz: tzinfo | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    lines = []
+    now = stories[0].now if stories else since
+    if not stories:
+        lines.append(
+            f"Nothing happened to any model since {_clock(since, tz, now)} in the sources read."
+        )
+    else:
+        lines.append(f"Since {_clock(since, tz, now)}:")
+        width = max(len(s.model) for s in stories)
+        for s in stories:
+            answer = s.headline_text(tz).split(": ", 1)[-1]
+            lines.append(f"  {s.model.ljust(width)}  {answer}")
+        lines.append("")
+        lines.append("`ollama-resident why MODEL` tells one model's story with the evidence.")
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    if stories:
+        src = _sources_line(stories[0], tz)
+        if src:
+            lines.append("")
+            lines.extend(src)
+    return "\n".join(lines)
+
+
+def overview_json(
+    stories: Sequence[TotalStory], *, since: datetime, notes: Sequence[str] = ()
+) -> dict[str, Any]:
+    from ollama_resident.events import format_time
+
+    return {
+        "schema_version": 1,
+        "since": format_time(since),
+        "models": [to_json(s) for s in stories],
+        "notes": list(notes),
+        "sources": _sources_json(stories[0]) if stories else [],
+    }
