@@ -564,9 +564,9 @@ def _log_notes(
     shared = _shared_clients(mine)
     for client in shared:
         notes.append(
-            f"{client} both pinned and reset {model}: several clients share that address "
-            "(programs on the server's machine, or a proxy in front of Ollama; a proxy's "
-            "X-Forwarded-For would show the real client)"
+            f"{client} both pinned {model} and reset its pin: if those were different "
+            "programs, they share that address (the server's own machine, or a proxy in "
+            "front of Ollama; a proxy that sets X-Forwarded-For shows the real client)."
         )
     if any(f.request and f.request.client.startswith("172.17.") for f in mine):
         notes.append(
@@ -578,13 +578,17 @@ def _log_notes(
 
 
 def _shared_clients(facts: Sequence[LogFact]) -> list[str]:
-    pins: dict[str, set[str]] = {}
+    """Addresses that reset a pin and also set one: two programs behind one address."""
+    pinned: set[str] = set()
+    reset: set[str] = set()
     for f in facts:
-        if f.kind == "keep_alive" and f.request is not None:
-            pins.setdefault(f.request.client, set()).add(
-                "forever" if f.detail.get("forever") else "window"
-            )
-    return sorted(c for c, kinds in pins.items() if len(kinds) > 1)
+        if f.kind != "keep_alive" or f.request is None:
+            continue
+        if f.detail.get("forever"):
+            pinned.add(f.request.client)
+        elif f.detail.get("before_forever"):
+            reset.add(f.request.client)
+    return sorted(pinned & reset)
 
 
 def debug_howto(kind: str | None, container: str | None = None) -> list[str]:

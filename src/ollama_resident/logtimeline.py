@@ -592,7 +592,8 @@ class TimelineBuilder:
                 f = self.facts[idx]
                 self.facts[idx] = replace(f, detail={**f.detail, "context_after": load.context})
         elif (
-            count is not None
+            not self.has_debug
+            and count is not None
             and count == before
             and count == (self.max_loaded or 3)
             and len(self.runners) > count - 1

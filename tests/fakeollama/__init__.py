@@ -160,6 +160,7 @@ from .names import _parse_name, canonical_name
 from .routes import RecordedRequest, RoutingMixin
 from .scheduler import SchedulerMixin, _Ctx, _Runner, _ScheduleError
 from .server import _Handler, _HTTPServer
+from .serverlog import FakeServerLog
 
 __all__ = [
     "DEFAULT_LOAD_ERROR",
@@ -203,6 +204,8 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         host: str = "127.0.0.1",
         port: int = 0,
         clock_offset_s: float = 0.0,
+        log_path: str | None = None,
+        log_debug: bool = False,
     ) -> None:
         self.max_loaded = max_loaded
         self.memory_budget = memory_budget
@@ -252,6 +255,13 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         self._load_delays: dict[tuple[str, str, str, str], float] = {}
         self._held_loads: set[tuple[str, str, str, str] | None] = set()
         self._held_requests: set[tuple[str, str, str, str] | None] = set()
+        # Ollama's own server log (serverlog.py), written only when asked for.
+        self.log_path = log_path
+        self._log: FakeServerLog | None = (
+            FakeServerLog(log_path, debug=log_debug, utc_offset_minutes=utc_offset_minutes)
+            if log_path
+            else None
+        )
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -289,6 +299,8 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
             daemon=True,
         )
         self._threads = [serve, reaper]
+        if self._log is not None:
+            self._log.started(self)
         serve.start()
         reaper.start()
         return self
@@ -300,6 +312,8 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
             return
         self._httpd = None
         with self._cond:
+            if self._log is not None:
+                self._log.stopping([r for r in self._runners.values() if r.state != "loading"])
             self._epoch += 1
             self._reset_state_locked()
             self._stop_event.set()

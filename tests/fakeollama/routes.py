@@ -63,6 +63,15 @@ _GO_PRIVATE = tuple(
 )
 
 
+def _client_ip(h: _Handler) -> str:
+    """gin's ``ClientIP()`` with every proxy trusted: X-Forwarded-For's first, X-Real-IP."""
+    forwarded = h.headers.get("X-Forwarded-For", "")
+    if forwarded.split(",")[0].strip():
+        return forwarded.split(",")[0].strip()
+    real = h.headers.get("X-Real-IP", "").strip()
+    return real or str(h.client_address[0])
+
+
 class RoutingMixin:
     """Request dispatch and answer writing, as part of ``FakeOllama``."""
 
@@ -70,6 +79,8 @@ class RoutingMixin:
         with self._cond:
             ctx = _Ctx(self._epoch, self._stop_event, self._load_lock, h.connection)
         h.fake_runner, h.fake_answered = None, False
+        h.fake_status = None
+        began = time.monotonic()
         try:
             parts = urlsplit(h.path)
             path = parts.path
@@ -127,6 +138,11 @@ class RoutingMixin:
             h.close_connection = True
             with contextlib.suppress(OSError):
                 self._send_error(h, 500, "fakeollama internal error (see stderr)")
+        finally:
+            if self._log is not None and h.fake_status is not None:
+                self._log.request(
+                    h.fake_status, time.monotonic() - began, _client_ip(h), h.command, h.path
+                )
 
     @staticmethod
     def _read_body(h: _Handler) -> bytes:
@@ -179,6 +195,7 @@ class RoutingMixin:
         extra_headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         self._mark_answered(h)
+        h.fake_status = status
         h.send_response_only(status, _REASONS.get(status))
         for name, value in extra_headers:
             h.send_header(name, value)
@@ -204,6 +221,7 @@ class RoutingMixin:
 
     @staticmethod
     def _start_stream(h: _Handler, content_type: str) -> None:
+        h.fake_status = 200
         h.send_response_only(200)
         h.send_header("Content-Type", content_type)
         h.send_header("Date", h.date_time_string())

@@ -154,6 +154,8 @@ class SchedulerMixin:
         if r.epoch != self._epoch or r.timer_token != token:
             return
         r.timer_token += 1
+        if self._log is not None:
+            self._log.timer_expired(r)
         self._expire(r)
 
     def _use_loaded(self, r: _Runner, keep_alive: int | None) -> None:
@@ -172,9 +174,13 @@ class SchedulerMixin:
             return
         if r.duration <= 0:
             self._stop_timer(r)
+            if self._log is not None:
+                self._log.zero_duration(r)
             self._expire(r)
         else:
             self._start_timer(r)
+            if self._log is not None:
+                self._log.timer(r)
             r.expires_at = time.time_ns() + r.duration
             if r.expire_pending:
                 self._expire(r)
@@ -188,6 +194,8 @@ class SchedulerMixin:
             return
         r.state = "unloading"
         self._stop_timer(r)
+        if self._log is not None:
+            self._log.expire(r)
         if self.unload_delay <= 0:  # gone at once: no client can see it "unloading"
             self._remove(r)
         else:
@@ -197,6 +205,8 @@ class SchedulerMixin:
         if self._runners.get(r.key) is r:
             del self._runners[r.key]
             self._unload_seq += 1
+            if self._log is not None:
+                self._log.removed(r)
 
     def _expire_runner(self, ctx: _Ctx, m: FakeModel) -> None:
         """Go ``expireRunner`` (the keep_alive 0 shortcut)."""
@@ -300,6 +310,14 @@ class SchedulerMixin:
                     if victim is None and not wait:
                         break
                     seq = self._unload_seq
+                    if victim is not None and self._log is not None:
+                        if victim is r:
+                            self._log.reloading(victim)
+                        else:
+                            n = len(self._runners)
+                            self._log.evicting(
+                                victim, n, self.max_loaded > 0 and n >= self.max_loaded
+                            )
                     if victim is not None:
                         # expires_at stays as it is: a pinned victim keeps showing its far date
                         self._stop_timer(victim)
@@ -331,6 +349,8 @@ class SchedulerMixin:
                 size=m.size,
                 size_vram=0 if opts["num_gpu"] == 0 else min(m.size, free_vram),
             )
+            if self._log is not None:
+                self._log.load_started(runner, first=not self._runners)
             if self.list_loading:
                 self._runners[m.key] = runner
             self._loading.append(m.short_name)
@@ -354,6 +374,8 @@ class SchedulerMixin:
                 runner.state = "ready"
                 self._runners[m.key] = runner
                 self.load_history.append(m.short_name)
+                if self._log is not None:
+                    self._log.load_done(runner, delay, len(self._runners))
                 ok = True
                 return runner
         finally:

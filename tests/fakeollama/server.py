@@ -109,6 +109,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # the runner the current request holds, and whether its answer has gone out
     fake_runner: _Runner | None = None
     fake_answered: bool = False
+    fake_status: int | None = None  # the answer's status, for the [GIN] line
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the fake records requests instead of logging them."""
