@@ -460,6 +460,8 @@ class TimelineBuilder:
         self.starts += 1
         env = env_map(rec.attrs.get("env", ""))
         config = {k: env[k] for k in _CONFIG_KEYS if k in env}
+        if env.get("OLLAMA_DEBUG", "").upper() in ("DEBUG", "1", "TRUE", "TRACE", "2"):
+            self.has_debug = True
         limit = env.get("OLLAMA_MAX_LOADED_MODELS")
         self.max_loaded = int(limit) if limit and limit.isdigit() and int(limit) > 0 else None
         self._start_index = self._add(
