@@ -7,6 +7,7 @@ httpx or the client is mocked.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -44,7 +45,33 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Point the default at a port nothing listens on, so a test that forgets
     # the server fails fast instead of finding a real Ollama.
     monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{closed_port()}")
+    # `why` looks for Ollama's server log (journalctl, ~/.ollama/logs): none of the machine's.
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", str(fake_bin(tmp_path)) + os.pathsep + os.environ.get("PATH", ""))
     return home
+
+
+def fake_bin(tmp_path: Path, journal: str = "", journal_exit: int = 0) -> Path:
+    """A directory of stand-ins for the commands `why` runs to find a server log:
+    ``journalctl`` prints ``journal`` (nothing by default: no unit) and ``docker``
+    says the daemon is not running. Tests replace them to show a log."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "journal.txt").write_text(journal, encoding="utf-8")
+    script = bin_dir / "journalctl"
+    script.write_text(
+        f'#!/bin/sh\ncat "{bin_dir / "journal.txt"}"\nexit {journal_exit}\n', encoding="utf-8"
+    )
+    script.chmod(0o755)
+    docker = bin_dir / "docker"
+    if not docker.exists():
+        docker.write_text(
+            "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+            "Is the docker daemon running?' >&2\nexit 1\n",
+            encoding="utf-8",
+        )
+        docker.chmod(0o755)
+    return bin_dir
 
 
 def closed_port() -> int:

@@ -202,10 +202,17 @@ def _command_blocks(argv: list[str]) -> tuple[Iterator[tuple[str, int, str | Non
     )
     assert proc.stdout is not None
     first = proc.stdout.read(_CHUNK)
-    if not first:
+    hints_only = len(first) < 8192 and all(
+        not line.strip() or line.startswith((b"Hint:", b"-- ")) for line in first.splitlines()
+    )
+    if not first or hints_only:
         err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        err = (first.decode("utf-8", "replace") + err).strip()
+        proc.stdout.close()
+        if proc.stderr is not None:
+            proc.stderr.close()
         proc.wait()
-        return iter(()), err.strip() or f"no output (exit {proc.returncode})"
+        return iter(()), err or f"no output (exit {proc.returncode})"
 
     def blocks() -> Iterator[tuple[str, int, str | None]]:
         assert proc.stdout is not None

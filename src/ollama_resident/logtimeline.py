@@ -351,7 +351,9 @@ class TimelineBuilder:
             req = self._nearest(fact, fast=False, after=True)
         if req is not None:
             self.facts[i] = replace(fact, request=req)
-        elif wants_request in ("stop", "covering"):
+        elif wants_request is not None:
+            # Its [GIN] line may still come: gin writes it when the response is done, and
+            # Ollama's goroutines do not wait for each other.
             self.pending.append(i)
         return i
 
