@@ -392,14 +392,23 @@ def test_why_with_a_server_log_from_stdin(
     generate(ollama, "tiny", keep_alive="300ms")
     gone = w.event("tiny:latest", "unloaded")
     finish(w)
+    runner = (
+        "runner.name=registry.ollama.ai/library/tiny:latest runner.pid=4128 "
+        "runner.model=/usr/share/ollama/.ollama/models/blobs/sha256-" + "ab" * 32
+    )
     log = (
         f'time={gone["time"]} level=DEBUG source=sched.go:1 msg="timer expired, expiring to '
-        'unload" runner.name=registry.ollama.ai/library/tiny:latest\n'
+        f'unload" {runner}\n'
+        f'time={gone["time"]} level=DEBUG source=server.go:1884 msg="llama server stopped" '
+        "pid=4128\n"
     )
     run = cli("why", "tiny", "--server-log", "-", input=log)
-    assert "server log line 1: its keep-alive timer ran out (idle)" in run.stdout
+    assert "ran out while it was idle" in run.stdout
+    assert "journal, log line 1" in run.stdout  # one item, both sources
     data = json.loads(cli("why", "tiny", "--server-log", "-", "--json", input=log).stdout)
-    assert data["items"][0]["server_log"][0]["kind"] == "expired"
+    kinds = [s["kind"] for s in data["items"][0]["sources"]]
+    assert kinds == ["journal", "server_log"]
+    assert data["items"][0]["reason"] == "expired"
     missing = cli("why", "tiny", "--server-log", "/nonexistent/server.log")
     assert missing.exit_code == 2
     assert "cannot read the server log /nonexistent/server.log" in missing.stderr
