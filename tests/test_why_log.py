@@ -196,6 +196,8 @@ def test_json_schema(cli: Cli, tmp_path: Path) -> None:
         "sources",
         "journal",
         "covers",
+        "host",
+        "other_hosts",
     }
     item = data["items"][0]
     assert set(item) == {

@@ -113,6 +113,8 @@ class TotalStory:
     log_lines: int
     log_level: str | None  # "DEBUG", "INFO" or None (no log)
     now: datetime
+    host: str | None = None  # the server whose journal entries are told
+    other_hosts: tuple[str, ...] = ()  # servers with entries for the model, left out
 
     def headline_text(self, tz: tzinfo | None = None) -> str:
         own = [i for i in self.items if i.event != "server_start"]
@@ -533,6 +535,8 @@ def tell(
         log_lines=timeline.lines if timeline else 0,
         log_level=log_level,
         now=now,
+        host=getattr(journal_story, "host", None),
+        other_hosts=tuple(getattr(journal_story, "other_hosts", ())),
     )
 
 
@@ -728,6 +732,8 @@ def to_json(story: TotalStory) -> dict[str, Any]:
         "sources": _sources_json(story),
         "journal": story.journal,
         "covers": [format_time(t) for t in story.covers] if story.covers else None,
+        "host": story.host,
+        "other_hosts": list(story.other_hosts),
     }
 
 
