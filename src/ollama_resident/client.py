@@ -76,6 +76,13 @@ class OllamaClient:
         if self._http is None:
             import httpx
 
+            transport = None
+            if self.host.scheme == "http":
+                # httpx's own transport imports httpcore, h11 and anyio (~20 ms of every
+                # start-up); plain http goes over http.client, already loaded by httpx.
+                from ollama_resident.transport import Http11Transport
+
+                transport = Http11Transport()
             self._http = httpx.Client(
                 base_url=self.host.url,
                 headers={"User-Agent": _USER_AGENT},
@@ -83,6 +90,7 @@ class OllamaClient:
                 # Building a TLS context loads the CA bundle: ~60 ms of every start-up.
                 # A plain-http server never needs one (redirects are not followed).
                 verify=self.host.scheme == "https",
+                transport=transport,
             )
         return self._http
 

@@ -15,7 +15,6 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from fractions import Fraction
 from typing import Literal
 
 __all__ = [
@@ -69,9 +68,10 @@ _UNITS: dict[str, int] = {
 }
 
 _FOREVER_WORDS = frozenset({"forever", "inf", "infinite", "infinity", "never"})
-_BARE_NUMBER = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?")
+# Patterns are compiled on first use (re caches them): an import compiles nothing.
+_BARE_NUMBER = r"([+-]?)([0-9]*)(?:\.([0-9]*))?"
 _KEEP_ALIVE_HINT = '(use ns, us, ms, s, m or h, e.g. "24h"; "forever" or -1 to pin; 0 to unload)'
-_RFC3339 = re.compile(
+_RFC3339 = (
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
@@ -351,6 +351,8 @@ def _seconds_to_ns(seconds: float) -> int:
     """
     if isinstance(seconds, int):
         return seconds * _NS_PER_S
+    from fractions import Fraction  # with decimal and numbers: 3 ms that `ps` never needs
+
     return round(Fraction(repr(float(seconds))) * _NS_PER_S)
 
 
@@ -383,7 +385,7 @@ def parse_keep_alive(text: str) -> KeepAlive:
         return KeepAlive.forever()
     if t == "":
         raise DurationError(f'invalid keep-alive "": it is empty {_KEEP_ALIVE_HINT}')
-    m = _BARE_NUMBER.fullmatch(t)
+    m = re.fullmatch(_BARE_NUMBER, t)
     if m is not None and (m.group(2) or m.group(3)):
         sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
         if sign == "-" and any(c != "0" for c in whole + frac):
@@ -454,7 +456,7 @@ def parse_timestamp(text: str) -> datetime:
     Python 3.10 takes neither 'Z' nor more than 6 fraction digits.
     Raises ValueError on anything else.
     """
-    m = _RFC3339.fullmatch(text) if isinstance(text, str) else None
+    m = re.fullmatch(_RFC3339, text) if isinstance(text, str) else None
     if m is None:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])

@@ -25,7 +25,7 @@ DEFAULT_PORT = 11434
 
 _HTTP_PORT = 80
 _HTTPS_PORT = 443
-_PORT = re.compile(r"([+-]?)([0-9]+)")
+_PORT = r"([+-]?)([0-9]+)"  # patterns compile on first use: an import compiles nothing
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _split_host_port(hostport: str) -> tuple[str, str] | None:
 
 def _parse_port(text: str, default: int) -> int:
     """Go's ``strconv.ParseInt(port, 10, 32)`` limited to 0..65535, else the scheme default."""
-    m = _PORT.fullmatch(text)
+    m = re.fullmatch(_PORT, text)
     if m is None:
         return default
     digits = m.group(2).lstrip("0") or "0"
@@ -201,11 +201,9 @@ def parse_host(value: str | None) -> Host:
 
 
 # scheme://userinfo@ -- userinfo ends at the last '@' before '/', '?', '#' or a space.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]+@")
+_URL_USERINFO = r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]+@"
 # A scheme-less ``user:secret@host`` (OLLAMA_HOST allows it) at the start of a word.
-_BARE_USERINFO = re.compile(
-    r"""(?:^|(?<=[\s'"(<\[=,]))[^\s/?#@'":(<\[=,]+:[^\s/?#'"]*@(?=[^\s@])"""
-)
+_BARE_USERINFO = r"""(?:^|(?<=[\s'"(<\[=,]))[^\s/?#@'":(<\[=,]+:[^\s/?#'"]*@(?=[^\s@])"""
 
 
 def redact(text: str) -> str:
@@ -214,5 +212,5 @@ def redact(text: str) -> str:
     For error messages from httpx or the server, which may echo the base URL. Errs on
     the side of hiding too much.
     """
-    text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
-    return _BARE_USERINFO.sub("***@", text)
+    text = re.sub(_URL_USERINFO, r"\g<scheme>***@", text)
+    return re.sub(_BARE_USERINFO, "***@", text)

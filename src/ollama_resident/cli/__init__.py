@@ -199,19 +199,32 @@ _COMMANDS = {
 
 
 def _build_command(name: str) -> Any:
+    """The click command for ``name`` alone: its siblings in the same module stay unbuilt.
+
+    Building a command reads its signature and makes its click parameters; `pin` must
+    not pay for `preload` and `unload`.
+    """
     import importlib
 
-    from typer.main import get_group
+    from typer.main import get_command_from_info, get_group_from_info
 
     module = importlib.import_module(f"ollama_resident.cli.{_COMMANDS[name]}")
     holder = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
-    holder.callback()(_noop)  # always a group, so the command can be taken out by name
     module.register(holder)
-    return get_group(holder).commands[name]
-
-
-def _noop() -> None:
-    """Placeholder group callback."""
+    for info in holder.registered_commands:
+        if info.name == name:
+            return get_command_from_info(
+                info, pretty_exceptions_short=holder.pretty_exceptions_short, rich_markup_mode=None
+            )
+    for group in holder.registered_groups:
+        if group.name == name:
+            return get_group_from_info(
+                group,
+                pretty_exceptions_short=holder.pretty_exceptions_short,
+                suggest_commands=holder.suggest_commands,
+                rich_markup_mode=None,
+            )
+    raise LookupError(f"ollama_resident.cli.{_COMMANDS[name]} does not register {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
