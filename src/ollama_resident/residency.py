@@ -29,6 +29,7 @@ __all__ = [
     "UnloadOutcome",
     "load_models",
     "num_ctx_to_send",
+    "resident_as_asked",
     "select_unload_targets",
     "unload_models",
     "wait_ready",
@@ -171,6 +172,17 @@ def _keep_alive_satisfied(wanted: KeepAlive | None, model: RunningModel, now: da
     return abs(remaining - wanted.seconds) <= WINDOW_SLACK_S
 
 
+def resident_as_asked(req: LoadRequest, snapshot: PsSnapshot) -> bool:
+    """True when :func:`load_models` would send nothing for ``req``: the model is loaded,
+    no context is asked for, and its keep-alive is already the one asked."""
+    existing = snapshot.find(req.model)
+    return (
+        existing is not None
+        and req.num_ctx is None
+        and _keep_alive_satisfied(req.keep_alive, existing, snapshot.taken_at)
+    )
+
+
 def _applied(wanted: KeepAlive | None, model: RunningModel | None, now: datetime) -> bool:
     if model is None:
         return False
@@ -266,11 +278,7 @@ def _load_one(
     sent = req.keep_alive.describe() if req.keep_alive else None
 
     # Fast path: nothing to change, nothing to send.
-    if (
-        existing is not None
-        and req.num_ctx is None
-        and _keep_alive_satisfied(req.keep_alive, existing, now)
-    ):
+    if existing is not None and resident_as_asked(req, before):
         return (
             _outcome_from(
                 req,

@@ -193,6 +193,18 @@ def _check_plan(
     something must load, to refuse up front what known limits say cannot stay (unless
     --force). Returns the plan for --dry-run (the caller prints it and stops), and the
     /api/ps read (and its seconds), for the loads to start from."""
+    import time
+
+    from ollama_resident.residency import resident_as_asked
+
+    started = time.monotonic()
+    snapshot = client.ps()
+    took = time.monotonic() - started
+    if not options.dry_run and all(resident_as_asked(r, snapshot) for r in requests):
+        # Nothing will be sent: no limit can matter. A startup file's `pin` of a pinned
+        # model ends here, without importing the planner.
+        return None, snapshot, took
+
     from ollama_resident.cli._limits import limits_for
     from ollama_resident.errors import ResidentError
     from ollama_resident.plan import installed_from_tags, make_plan
@@ -203,11 +215,6 @@ def _check_plan(
         name=title,
         models=tuple(ProfileModel(r.model, r.keep_alive, r.num_ctx) for r in requests),
     )
-    import time
-
-    started = time.monotonic()
-    snapshot = client.ps()
-    took = time.monotonic() - started
     plan = make_plan(asked, snapshot, max_loaded=None)
     if plan.is_noop and not options.dry_run:
         return None, snapshot, took  # all resident as asked: no limit can matter, nothing read
