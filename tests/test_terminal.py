@@ -181,43 +181,73 @@ def test_profile_show_golden(cli: Cli, profile_file: Path) -> None:
     )
 
 
-def test_a_real_terminal_of_80_columns(busy: FakeOllama, tmp_path: Path) -> None:
-    """The program itself on a pseudo-terminal 80 wide: fits, and NO_COLOR only drops colour."""
+def on_tty(url: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run the program on a pseudo-terminal 80 columns wide; all it wrote, stdout and stderr."""
     pty = pytest.importorskip("pty")
     import fcntl
     import struct
     import termios
 
-    def on_tty(extra: dict[str, str]) -> str:
-        main, child = pty.openpty()
-        fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 80, 0, 0))
-        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR")}
-        env.update(extra, OLLAMA_HOST=busy.url, TERM="xterm-256color")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ollama_resident", "ps"],
-            stdin=child,
-            stdout=child,
-            stderr=child,
-            env=env,
-        )
-        os.close(child)
-        chunks = []
-        while True:
-            try:
-                data = os.read(main, 65536)
-            except OSError:  # EIO: the child closed its end
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.close(main)
-        assert proc.wait(timeout=30) == 0
-        return b"".join(chunks).decode().replace("\r\n", "\n")
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 80, 0, 0))
+    full = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR")}
+    full.update(env or {}, OLLAMA_HOST=url, TERM="xterm-256color")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ollama_resident", *args],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=full,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(timeout=60) in (0, 1)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
 
-    coloured = on_tty({})
-    plain = on_tty({"NO_COLOR": "1"})
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_real_terminal_of_80_columns(busy: FakeOllama) -> None:
+    """The program itself on a pseudo-terminal 80 wide: fits, and NO_COLOR only drops colour."""
+    coloured = on_tty(busy.url, "ps")
+    plain = on_tty(busy.url, "ps", env={"NO_COLOR": "1"})
     assert "\x1b[3" in coloured and "\x1b[3" not in plain  # colour codes (30-37) only there
     assert ps_steady(strip_ansi(coloured)) == ps_steady(strip_ansi(plain)) == ps_steady(PS_80)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_no_color_keeps_the_progress_of_a_load(ollama: FakeOllama) -> None:
+    shown = strip_ansi(on_tty(ollama.url, "preload", "tiny", env={"NO_COLOR": "1"}))
+    assert re.search(r"(<1s|\d+s)  loading tiny", shown), shown
+    assert "tiny:latest loaded in" in shown
+
+
+def test_no_progress_on_a_pipe(cli: Cli, ollama: FakeOllama) -> None:
+    run = cli("preload", "tiny")
+    assert run.exit_code == 0, run
+    assert "loading tiny" not in run.stderr and "\x1b" not in run.stderr
+    assert run.stderr.startswith("tiny:latest loaded in")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_busy_unload_says_what_it_waits_for(ollama: FakeOllama) -> None:
+    from conftest import generate_in_background, wait_busy
+
+    ollama.preload("tiny", "5m")
+    generate_in_background(ollama, "tiny", 20_000)
+    wait_busy(ollama, "tiny:latest")
+    # --timeout 0.2: at least one poll sees it busy; it is then reported as pending.
+    shown = strip_ansi(on_tty(ollama.url, "unload", "tiny", "--timeout", "0.2"))
+    assert "unloading tiny:latest: busy, waiting for the running request to end" in shown, shown
+    assert "tiny:latest is stopping" in shown
 
 
 @pytest.mark.parametrize(

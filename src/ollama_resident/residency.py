@@ -525,13 +525,16 @@ def unload_models(
     timeout: float = 30.0,
     poll: float = 0.05,
     clock: Callable[[], float] = time.monotonic,
+    on_wait: Callable[[Sequence[str], Sequence[str]], None] | None = None,
 ) -> list[UnloadOutcome]:
     """Ask Ollama to unload each model, then confirm from /api/ps that it is gone.
 
     A model that is not listed is a success with a note (no request sent). A
     model still listed when ``timeout`` runs out with its deadline moved to
     the past is ``pending``: a request is running on it and Ollama unloads it
-    when that ends (there is no force-unload, contract §4.1).
+    when that ends (there is no force-unload, contract §4.1). ``on_wait(waiting,
+    busy)`` is called after each poll that still lists a model: the names still
+    listed, and those of them past their deadline (a request is running on them).
     """
     snapshot = snapshot if snapshot is not None else client.ps()
     results: dict[str, UnloadOutcome] = {}
@@ -577,6 +580,13 @@ def unload_models(
                 resent.add(name)
         if not asked:
             break
+        if on_wait is not None:
+            busy = [
+                n
+                for n in asked
+                if (m := snap.find(n)) is not None and not _still_counting(m, snap.taken_at)
+            ]
+            on_wait(list(asked), busy)
         if clock() >= deadline:
             for name, (requested, _sent) in asked.items():
                 model = snap.find(name)

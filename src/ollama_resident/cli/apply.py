@@ -216,10 +216,11 @@ def apply(
         _session,
         load_reported,
         report_unload,
+        unload_with_progress,
     )
     from ollama_resident.endstate import EndState, end_state
     from ollama_resident.plan import DEFAULT_MAX_LOADED, installed_from_tags, make_plan, parse_size
-    from ollama_resident.residency import LoadCancelled, unload_models
+    from ollama_resident.residency import LoadCancelled
     from ollama_resident.serverfacts import Limit
 
     # Before any connection: a bad file or an unknown name exits 2 with nothing sent.
@@ -313,7 +314,7 @@ def apply(
             )
 
         if plan.unload_names():
-            unloaded = unload_models(client, plan.unload_names(), snapshot=snapshot)
+            unloaded = unload_with_progress(out, client, plan.unload_names(), snapshot=snapshot)
             _journal_outcomes(out, where, unloads=unloaded, action="apply", profile=profile.name)
             for u in unloaded:
                 report_unload(out, u)

@@ -100,7 +100,7 @@ def guard(
     from ollama_resident.errors import UsageError
     from ollama_resident.guard import Guard, GuardTarget
     from ollama_resident.journal import Journal
-    from ollama_resident.residency import LoadRequest, wait_ready
+    from ollama_resident.residency import LoadRequest
     from ollama_resident.watcher import Watcher
 
     names = [m for m in (models or []) if m.strip()]
@@ -145,13 +145,9 @@ def guard(
     )
     with client:
         if wait > 0:
-            wait_ready(
-                client,
-                wait,
-                on_wait=lambda left: out.info(
-                    f"waiting up to {left:.0f}s for Ollama at {client.display_url}..."
-                ),
-            )
+            from ollama_resident.cli.load import wait_for_server
+
+            wait_for_server(out, client, wait)
         if once:
             events = g.check()
             _print(watcher.stop(), out, as_jsonl)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -108,20 +108,55 @@ def _session(
     connect_timeout: float | None = None,
 ) -> Iterator[OllamaClient]:
     from ollama_resident.cli._common import make_client
-    from ollama_resident.residency import wait_ready
 
     with make_client(host, timeout=timeout, profile_host=profile_host) as client:
         if connect_timeout is not None:
             client.connect_timeout = connect_timeout
         if wait > 0:
-            wait_ready(
-                client,
-                wait,
-                on_wait=lambda left: out.info(
-                    f"waiting up to {left:.0f}s for Ollama at {client.display_url}..."
-                ),
-            )
+            wait_for_server(out, client, wait)
         yield client
+
+
+def wait_for_server(out: Output, client: OllamaClient, wait: float) -> None:
+    """``--wait``: a spinner with elapsed time on a terminal, one line otherwise."""
+    from ollama_resident.cli._progress import Activity
+    from ollama_resident.residency import wait_ready
+
+    with Activity(out) as progress:
+
+        def on_wait(left: float) -> None:
+            what = f"waiting for Ollama at {client.display_url} to answer (up to {left:.0f}s)"
+            if progress.shown:
+                progress.start(what)
+            else:
+                out.info(what)
+
+        wait_ready(client, wait, on_wait=on_wait)
+
+
+def unload_with_progress(
+    out: Output,
+    client: OllamaClient,
+    names: Sequence[str],
+    *,
+    snapshot: PsSnapshot | None = None,
+    timeout: float = 30.0,
+) -> list[UnloadOutcome]:
+    """``unload_models`` with what it waits for on a terminal (a busy model can take 30 s)."""
+    from ollama_resident.cli._progress import Activity
+    from ollama_resident.residency import unload_models
+
+    with Activity(out) as progress:
+
+        def on_wait(waiting: Sequence[str], busy: Sequence[str]) -> None:
+            if busy:
+                progress.update(
+                    f"unloading {', '.join(busy)}: busy, waiting for the running request to end"
+                )
+            else:
+                progress.update(f"unloading {', '.join(waiting)}")
+
+        return unload_models(client, names, snapshot=snapshot, timeout=timeout, on_wait=on_wait)
 
 
 # -- preload / pin ---------------------------------------------------------------------------
@@ -326,9 +361,10 @@ def load_reported(
     Shared by preload, pin and apply. Ctrl-C: says which load was cancelled,
     journals what was done, and re-raises LoadCancelled (with ``done``).
     """
+    from ollama_resident.cli._progress import Activity
     from ollama_resident.residency import LoadCancelled, load_models
 
-    with _Progress(out) as progress:
+    with Activity(out) as progress:
 
         def on_result(outcome: LoadOutcome) -> None:
             progress.stop()
@@ -338,7 +374,9 @@ def load_reported(
             results = load_models(
                 client,
                 requests,
-                on_start=lambda req, existing: progress.start(req.model),
+                on_start=lambda req, existing: progress.start(
+                    f"loading {req.model}" if existing is None else f"updating {req.model}"
+                ),
                 on_result=on_result,
                 snapshot=snapshot,
                 snapshot_seconds=snapshot_seconds,
@@ -382,43 +420,6 @@ def _report_load(out: Output, r: LoadOutcome) -> None:
         out.success(line)
     for warning in render.load_warnings(r):
         out.warn(warning)
-
-
-class _Progress:
-    """A spinner with elapsed time per model, on a terminal only."""
-
-    def __init__(self, out: Output) -> None:
-        self.out = out
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.out.rich_stderr and not self.out.quiet:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=self.out.err_console(),
-                transient=True,
-            )
-            self._progress.start()
-        return self
-
-    def start(self, model: str) -> None:
-        if self._progress is not None:
-            self.stop()
-            self._task = self._progress.add_task(f"loading {model}", total=None)
-
-    def stop(self) -> None:
-        if self._progress is not None and self._task is not None:
-            self._progress.remove_task(self._task)
-            self._task = None
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def _parsed(value: str | None) -> KeepAlive | None:
@@ -618,7 +619,7 @@ def unload(
     from ollama_resident import render
     from ollama_resident.cli._output import Output
     from ollama_resident.errors import UsageError
-    from ollama_resident.residency import select_unload_targets, unload_models
+    from ollama_resident.residency import select_unload_targets
 
     names = [m for m in (models or []) if m.strip()]
     profile_host = None
@@ -644,7 +645,9 @@ def unload(
             out.info("Nothing to unload.")
             results: list[UnloadOutcome] = []
         else:
-            results = unload_models(client, targets, snapshot=snapshot, timeout=confirm_timeout)
+            results = unload_with_progress(
+                out, client, targets, snapshot=snapshot, timeout=confirm_timeout
+            )
             _journal_outcomes(out, client.display_url, unloads=results, action="unload")
     if json_output:
         out.data(render.dumps([render.unload_json(r) for r in results]))
