@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["HostOpt", "JsonOpt", "QuietOpt", "TimeoutOpt", "WaitOpt"]
+__all__ = [
+    "HostOpt",
+    "HostsOpt",
+    "JsonOpt",
+    "MetricsHostOpt",
+    "MetricsPortOpt",
+    "QuietOpt",
+    "TimeoutOpt",
+    "WaitOpt",
+]
 
 HostOpt = Annotated[
     str | None,
@@ -40,5 +49,36 @@ TimeoutOpt = Annotated[
         help="Seconds to wait for quick requests (ps, show); loads never time out.",
         metavar="SECONDS",
         min=0.1,
+    ),
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics while running "
+        "(0: any free port). See docs/metrics.md.",
+        metavar="PORT",
+        min=0,
+        max=65535,
+        show_default=False,
+    ),
+]
+MetricsHostOpt = Annotated[
+    str,
+    typer.Option(
+        "--metrics-host",
+        help="Address the metrics are served on; 0.0.0.0 or :: for every interface.",
+        metavar="ADDR",
+    ),
+]
+HostsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host",
+        help="Ollama server, e.g. 127.0.0.1:11434 or https://gpu-box/ollama; repeat it to "
+        "work on several at once. Default: a profile's host, then $OLLAMA_HOST, then "
+        "127.0.0.1:11434.",
+        show_default=False,
+        metavar="URL",
     ),
 ]

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ollama_resident.cli._options import HostOpt, WaitOpt
+from ollama_resident.cli._options import HostsOpt, MetricsHostOpt, MetricsPortOpt, WaitOpt
 
 if TYPE_CHECKING:
     from ollama_resident.cli._output import Output
     from ollama_resident.events import Event
+    from ollama_resident.guard import Guard, GuardTarget
+    from ollama_resident.host import Host
+    from ollama_resident.residency import LoadRequest
 
 __all__ = ["register"]
+
+# What makes `--once` exit 1: a restore that failed, or models that cannot all stay loaded.
+_FAILURES = ("restore_failed", "conflict")
 
 
 def guard(
@@ -24,11 +33,12 @@ def guard(
         typer.Argument(help="Models to keep loaded (forever unless --for).", show_default=False),
     ] = None,
     profile: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--profile",
             "-p",
-            help="Guard this profile's models, with the profile's keep-alives and host.",
+            help="Guard this profile's models, with the profile's keep-alives and host. "
+            "Repeat it to guard several profiles (each on its own host) in one process.",
             show_default=False,
         ),
     ] = None,
@@ -71,7 +81,9 @@ def guard(
         bool, typer.Option("--no-journal", help="Do not append events to the journal.")
     ] = False,
     wait: WaitOpt = 0.0,
-    host: HostOpt = None,
+    host: HostsOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
 ) -> None:
     """Keep models resident: re-pin what a client reset, reload what went away.
 
@@ -83,6 +95,10 @@ def guard(
     set when it is back. Models that cannot all fit, or that fail to load,
     back off exponentially and are reported once, with what to do.
 
+    Several --profile (or --host) options guard every host at once, each in
+    its own thread with its own backoff: a host that is down or slow delays
+    no other. --metrics-port serves Prometheus metrics (docs/metrics.md).
+
     Each action is an event, like `watch`'s, journaled for `why`. SIGTERM and
     Ctrl-C end it within a second, exit 0.
 
@@ -91,35 +107,75 @@ def guard(
       ollama-resident guard llama3.2 nomic-embed-text
       ollama-resident guard --profile work --wait 300      # in a service unit
       ollama-resident guard --profile work --once          # from cron
+      ollama-resident guard -p laptop -p gpu-box --metrics-port 9464
       ollama-resident service print --profile work         # a unit that runs it
     """
-    from ollama_resident import profiles
-    from ollama_resident.cli._common import make_client, state
+    from ollama_resident.cli._metrics import metrics_board
     from ollama_resident.cli._output import Output
+
+    plans = _plans(ctx, models, profile or [], for_, host or [])
+    out = Output()
+    as_jsonl = jsonl or not out.rich_stdout
+    lock = threading.Lock()
+    several = len(plans) > 1
+
+    with metrics_board(metrics_port, metrics_host, out) as board:
+
+        def emit(events: list[Event]) -> None:
+            with lock:
+                if board is not None:
+                    board.count(events)
+                _print(events, out, as_jsonl, with_host=several)
+
+        guards = [_build(h, requests, interval, no_journal, emit) for h, requests in plans]
+        if board is not None:
+            for g in guards:
+                board.add(g.watcher, {t.key: _keep_text(t) for t in g.targets})
+        try:
+            if several:
+                _run_many(guards, out, wait=wait, once=once, interval=interval)
+            else:
+                _run_one(guards[0], out, wait=wait, once=once, interval=interval)
+        finally:
+            for g in guards:
+                g.client.close()
+
+
+def _plans(
+    ctx: typer.Context,
+    models: list[str] | None,
+    profile_names: list[str],
+    for_: str | None,
+    hosts: list[str],
+) -> list[tuple[Host, list[LoadRequest]]]:
+    """Which models to keep on which host: one entry per host, merged across profiles."""
+    from ollama_resident import profiles
+    from ollama_resident.cli._common import resolve_host, state
     from ollama_resident.durations import KeepAlive, parse_keep_alive
     from ollama_resident.errors import UsageError
-    from ollama_resident.guard import Guard, GuardTarget
-    from ollama_resident.journal import Journal
+    from ollama_resident.fleet import group_by_host, unique_hosts
+    from ollama_resident.models import canonical_name
     from ollama_resident.residency import LoadRequest
-    from ollama_resident.watcher import Watcher
 
     names = [m for m in (models or []) if m.strip()]
-    if profile and names:
+    if profile_names and names:
         raise UsageError("give models or --profile, not both")
-    if not profile and not names:
+    if not profile_names and not names:
         raise UsageError(
             "guard: name the models to keep loaded, or --profile NAME",
             hint="for example `ollama-resident guard llama3.2`",
         )
-    profile_host = None
-    if profile:
+    given = unique_hosts(resolve_host(h) for h in hosts if h.strip())
+    groups: list[tuple[str, list[Host], list[LoadRequest]]] = []
+    if profile_names:
         if for_:
             raise UsageError("--for goes with model names; a profile sets its own keep-alives")
-        chosen = profiles.resolve(profile, state(ctx).profiles)
-        if not chosen.models:
-            raise UsageError(f"profile {profile!r} has no models")
-        requests = chosen.load_requests()
-        profile_host = chosen.host
+        for name in dict.fromkeys(profile_names):
+            chosen = profiles.resolve(name, state(ctx).profiles)
+            if not chosen.models:
+                raise UsageError(f"profile {name!r} has no models")
+            targets = given or [resolve_host(None, chosen.host)]
+            groups.append((f"profile {name!r}", targets, chosen.load_requests()))
     else:
         keep = KeepAlive.forever()
         if for_:
@@ -129,45 +185,124 @@ def guard(
                 raise UsageError(f"--for: {exc}") from None
             if keep.kind == "unload":
                 raise UsageError("--for 0 would unload the models; use `unload`")
-        requests = [LoadRequest(m, keep) for m in names]
+        targets = given or [resolve_host(None)]
+        groups.append(("the command line", targets, [LoadRequest(m, keep) for m in names]))
+    return group_by_host(
+        groups,
+        key=lambda r: canonical_name(r.model),
+        same=lambda a, b: (a.keep_alive, a.num_ctx) == (b.keep_alive, b.num_ctx),
+    )
 
-    out = Output()
-    as_jsonl = jsonl or not out.rich_stdout
-    client = make_client(host, profile_host=profile_host, timeout=10.0)
+
+def _keep_text(target: GuardTarget) -> str:
+    keep = target.request.keep_alive
+    return "default" if keep is None else keep.describe()
+
+
+def _build(
+    host: Host,
+    requests: list[LoadRequest],
+    interval: float,
+    no_journal: bool,
+    emit: Callable[[list[Event]], None],
+) -> Guard:
+    from ollama_resident.client import OllamaClient
+    from ollama_resident.guard import Guard, GuardTarget
+    from ollama_resident.journal import Journal
+    from ollama_resident.watcher import Watcher
+
+    client = OllamaClient(host, timeout=10.0)
     journal = None if no_journal else Journal()
     watcher = Watcher(client, interval, client.display_url, journal=journal, source="guard")
-    g = Guard(
+    return Guard(
         client,
         [GuardTarget(r) for r in requests],
         watcher,
         interval=interval,
-        on_events=lambda events: _print(events, out, as_jsonl),
+        on_events=emit,
     )
-    with client:
-        if wait > 0:
-            from ollama_resident.cli.load import wait_for_server
 
-            wait_for_server(out, client, wait)
-        if once:
+
+def _guarding(g: Guard, interval: float) -> str:
+    return (
+        f"guarding {', '.join(t.request.model for t in g.targets)} on {g.client.display_url} "
+        f"every {interval:g}s"
+    )
+
+
+def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float) -> None:
+    client, watcher = g.client, g.watcher
+    if wait > 0:
+        from ollama_resident.cli.load import wait_for_server
+
+        wait_for_server(out, client, wait)
+    if once:
+        events = g.check()
+        g.on_events(watcher.stop())
+        if not watcher.up:
+            from ollama_resident.errors import ServerUnreachable
+
+            raise ServerUnreachable(client.display_url, watcher.last_error or "")
+        # A conflict is a failure too: the guarded models cannot all stay loaded.
+        if any(e.event in _FAILURES for e in events):
+            raise typer.Exit(1)
+        return
+    out.info(f"{_guarding(g, interval)} (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it normally
+        g.run()
+
+
+def _run_many(
+    guards: list[Guard], out: Output, *, wait: float, once: bool, interval: float
+) -> None:
+    """Every guard in its own thread: a host down or slow holds up no other."""
+    from ollama_resident import fleet
+    from ollama_resident.errors import ResidentError, ServerUnreachable
+    from ollama_resident.residency import wait_ready
+
+    by_url = {g.client.host.url: g for g in guards}
+    hosts = [g.client.host for g in guards]
+    if wait > 0:
+        for ready in fleet.each_host(hosts, lambda h: wait_ready(by_url[h.url].client, wait)):
+            if ready.error is not None:
+                out.warn(f"{ready.error.message}; guarding it anyway, it is retried every check")
+    if once:
+
+        def check(h: Host) -> list[Event]:
+            g = by_url[h.url]
             events = g.check()
-            _print(watcher.stop(), out, as_jsonl)
-            if not watcher.up:
-                from ollama_resident.errors import ServerUnreachable
+            g.on_events(g.watcher.stop())
+            if not g.watcher.up:
+                raise ServerUnreachable(h.display, g.watcher.last_error or "")
+            return events
 
-                raise ServerUnreachable(client.display_url, watcher.last_error or "")
-            # A conflict is a failure too: the guarded models cannot all stay loaded.
-            if any(e.event in ("restore_failed", "conflict") for e in events):
-                raise typer.Exit(1)
-            return
-        out.info(
-            f"guarding {', '.join(r.model for r in requests)} on {client.display_url} "
-            f"every {interval:g}s (Ctrl-C to stop)"
-        )
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it normally
-            g.run()
+        results = fleet.each_host(hosts, check)
+        for r in results:
+            if r.error is not None:
+                out.error(r.error.message)
+        failed = any(e.event in _FAILURES for r in results for e in (r.value or []))
+        code = fleet.exit_code(results, failed=failed)
+        if code:
+            raise typer.Exit(int(code))
+        return
+    for g in guards:
+        out.info(_guarding(g, interval))
+    out.info("(Ctrl-C to stop)")
+    stop = threading.Event()
+
+    def run(g: Guard) -> None:
+        try:
+            g.run(stop)
+        except ResidentError as exc:  # e.g. a server too old to watch: the others go on
+            out.error(f"{g.client.display_url}: {exc.message}; no longer guarded", exc.hint)
+
+    try:
+        fleet.run_together([functools.partial(run, g) for g in guards])
+    except KeyboardInterrupt:  # Ctrl-C and SIGTERM end it normally
+        stop.set()
 
 
-def _print(events: list[Event], out: Output, as_jsonl: bool) -> None:
+def _print(events: list[Event], out: Output, as_jsonl: bool, *, with_host: bool = False) -> None:
     if not events:
         return
     if as_jsonl:
@@ -179,18 +314,24 @@ def _print(events: list[Event], out: Output, as_jsonl: bool) -> None:
         sys.stdout.flush()
         for e in events:
             if e.event in ("conflict", "restore_failed"):
-                out.warn(_text(e))
+                out.warn(f"{e.host}  {e.model}  {_text(e)}" if with_host else _text(e))
         return
     from ollama_resident import render
 
-    for level, line in render.guard_lines(events, _SEEN):
+    # One guard's events at a time (each host's guard emits its own): its models' history.
+    seen = _SEEN.setdefault(events[0].host, set())
+    for level, line in render.guard_lines(events, seen):
+        if with_host:
+            when, _sep, rest = line.partition("  ")
+            line = f"{when}  {events[0].host}  {rest}"
         if level == "warn":
             out.warn(line)
         else:
             out.info(line)
 
 
-_SEEN: set[str] = set()  # models seen loaded in this run: "loaded" once, then "loaded again"
+# Per host, the models seen loaded in this run: "loaded" once, then "loaded again".
+_SEEN: dict[str, set[str]] = {}
 
 
 def _text(e: Event) -> str:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ollama_resident.cli._options import HostOpt, JsonOpt, TimeoutOpt
+from ollama_resident.cli._options import (
+    HostsOpt,
+    JsonOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
+    TimeoutOpt,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -43,7 +50,7 @@ def watch(
             "not a terminal).",
         ),
     ] = False,
-    host: HostOpt = None,
+    host: HostsOpt = None,
     timeout: TimeoutOpt = 5.0,
     no_journal: Annotated[
         bool,
@@ -60,6 +67,8 @@ def watch(
             metavar="SECONDS",
         ),
     ] = 20.0,
+    metrics_port: MetricsPortOpt = None,
+    metrics_host: MetricsHostOpt = "127.0.0.1",
 ) -> None:
     """Watch what Ollama loads and unloads, and say why, as it happens.
 
@@ -71,6 +80,9 @@ def watch(
     can answer later. Keeps running while the server is down, and says so.
     Ctrl-C (or SIGTERM) stops it with exit code 0.
 
+    Repeat --host to watch several servers at once (events carry their host).
+    --metrics-port serves what it sees as Prometheus metrics (docs/metrics.md).
+
     \b
     Events: loaded; unloaded (reason expired, stopped, evicted, reloaded,
     server_restart, unknown); keep_alive_changed; offload_changed; busy;
@@ -80,47 +92,87 @@ def watch(
     Examples:
       ollama-resident watch
       ollama-resident watch --jsonl | jq -c 'select(.event == "unloaded")'
+      ollama-resident watch --host laptop --host gpu-box:11434 --metrics-port 9464
     """
     from ollama_resident import paths
-    from ollama_resident.cli._common import make_client
+    from ollama_resident.cli._common import resolve_host
+    from ollama_resident.cli._metrics import metrics_board
     from ollama_resident.cli._output import Output
+    from ollama_resident.client import OllamaClient
+    from ollama_resident.fleet import unique_hosts
     from ollama_resident.journal import Journal
     from ollama_resident.watcher import Watcher
 
     out = Output()
     journal = None if no_journal else Journal()
-    client = make_client(host, timeout=timeout)
-    watcher = Watcher(
-        client,
-        interval,
-        client.display_url,
-        journal=journal,
-        settle_s=settle,
-    )
+    hosts = unique_hosts(resolve_host(h) for h in (host or [None]))  # type: ignore[list-item]
+    clients = [OllamaClient(h, timeout=timeout) for h in hosts]
+    watchers = [
+        Watcher(c, interval, c.display_url, journal=journal, settle_s=settle) for c in clients
+    ]
     recording = "not recording" if journal is None else f"recording to {paths.journal_path()}"
     live = not jsonl and out.rich_stdout
     try:
-        with client:
+        with metrics_board(metrics_port, metrics_host, out) as board:
+            if board is not None:
+                for w in watchers:
+                    board.add(w)
+            count = board.count if board is not None else None
             if live:
-                _run_live(watcher, out, recording)
+                _run_live(watchers, out, recording, count)
             else:
-                out.info(
-                    f"watching {client.display_url} every {interval:g}s; {recording} "
-                    "(Ctrl-C to stop)"
-                )
+                where = ", ".join(c.display_url for c in clients)
+                out.info(f"watching {where} every {interval:g}s; {recording} (Ctrl-C to stop)")
                 stop = threading.Event()
                 _stop_when_reader_leaves(stop)
                 try:
-                    watcher.run(lambda events: _print_jsonl(events, out, watcher), stop)
+                    _run_all(
+                        watchers, stop, lambda events: _print_jsonl(events, out, watchers, count)
+                    )
                 finally:
                     stop.set()
     except KeyboardInterrupt:  # Ctrl-C and SIGTERM (Terminated) end a watch normally
         pass
+    finally:
+        for c in clients:
+            c.close()
 
 
-def _print_jsonl(events: list[Event], out: Output, watcher: Watcher) -> None:
+def _run_all(
+    watchers: list[Watcher],
+    stop: threading.Event,
+    on_events: Callable[[list[Event]], None],
+) -> None:
+    """Run every watcher until ``stop``: in this thread for one, a thread each for more."""
+    if len(watchers) == 1:
+        watchers[0].run(on_events, stop)
+        return
+    import functools
+
+    from ollama_resident.fleet import run_together
+
+    lock = threading.Lock()
+
+    def locked(events: list[Event]) -> None:
+        with lock:
+            on_events(events)
+
+    try:
+        run_together([functools.partial(w.run, locked, stop) for w in watchers])
+    finally:
+        stop.set()
+
+
+def _print_jsonl(
+    events: list[Event],
+    out: Output,
+    watchers: list[Watcher],
+    count: Callable[[list[Event]], None] | None,
+) -> None:
     import json
 
+    if count is not None:
+        count(events)
     try:
         for e in events:
             sys.stdout.write(json.dumps(e.to_json(), ensure_ascii=False, separators=(",", ":")))
@@ -137,7 +189,7 @@ def _print_jsonl(events: list[Event], out: Output, watcher: Watcher) -> None:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         raise KeyboardInterrupt from None
-    _journal_warning(out, watcher)
+    _journal_warning(out, watchers)
 
 
 def _stop_when_reader_leaves(stop: threading.Event) -> None:
@@ -170,28 +222,39 @@ def _stop_when_reader_leaves(stop: threading.Event) -> None:
 _warned: set[str] = set()
 
 
-def _journal_warning(out: Output, watcher: Watcher) -> None:
-    error = watcher.journal_error
-    if error and error not in _warned:
-        _warned.add(error)
-        out.warn(error)
+def _journal_warning(out: Output, watchers: list[Watcher]) -> None:
+    for watcher in watchers:
+        error = watcher.journal_error
+        if error and error not in _warned:
+            _warned.add(error)
+            out.warn(error)
 
 
-def _run_live(watcher: Watcher, out: Output, recording: str) -> None:
+def _run_live(
+    watchers: list[Watcher],
+    out: Output,
+    recording: str,
+    count: Callable[[list[Event]], None] | None,
+) -> None:
+    from rich.console import Group
     from rich.live import Live
 
     def on_events(events: list[Event]) -> None:
-        _journal_warning(out, watcher)
+        if count is not None:
+            count(events)
+        _journal_warning(out, watchers)
 
     with Live(
         console=out.out_console(),
-        get_renderable=lambda: _live_view(watcher, recording, out.out_console().width),
+        get_renderable=lambda: Group(
+            *(_live_view(w, recording, out.out_console().width) for w in watchers)
+        ),
         refresh_per_second=4,
         transient=False,
         redirect_stdout=False,
         redirect_stderr=False,
     ):
-        watcher.run(on_events)
+        _run_all(watchers, threading.Event(), on_events)
 
 
 def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> RenderableType:
