@@ -30,10 +30,12 @@ quantization_level="unknown", format="gguf", embedding_length=64)``
 ``FakeOllama(models=None, *, max_loaded=3, memory_budget=None, gpu_memory=0,
 default_keep_alive="5m", default_num_ctx=4096, load_delay=0.05, unload_delay=0.02,
 finish_delay=0.005, token_delay=0.002, version="0.24.0", utc_offset_minutes=0,
-list_loading=False, ps_supported=True, host="127.0.0.1", port=0, clock_offset_s=0.0)``
+list_loading=False, ps_supported=True, host="127.0.0.1", port=0, clock_offset_s=0.0,
+latency=0.0)``
 
     ``clock_offset_s`` moves the HTTP ``Date`` header (the server's clock) against this
-    machine's, as on a host whose clock is off.
+    machine's, as on a host whose clock is off. ``latency`` (seconds) delays every answer, as
+    a distant server would (benchmarks).
 
     Delays are seconds. ``unload_delay=0`` removes an unloaded runner in the same step (no
     client can see it "unloading"); a test that must see a state should use the holds below.
@@ -80,6 +82,9 @@ list_loading=False, ps_supported=True, host="127.0.0.1", port=0, clock_offset_s=
         runner of that model keeps it busy (``in_use``) and answers nothing until released.
         Typical use: ``hold_loads()``, start the client, ``wait_until(lambda: fake.loading())``,
         check what must be true during the load, ``release_loads()``.
+        ``hold_path(path)`` / ``release_path(path=None)``: any request to that path (``/api/ps``)
+        waits, before it is handled, until released: a server that has stopped answering;
+        ``waiting_on(path)`` counts the requests waiting there.
 
 Module helpers: ``parse_go_duration(s) -> int`` (ns; raises ``GoDurationError`` with Go's exact
 text), ``keep_alive_from_json(value) -> int | None`` (the request field, as Ollama decodes it),
@@ -206,8 +211,10 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         clock_offset_s: float = 0.0,
         log_path: str | None = None,
         log_debug: bool = False,
+        latency: float = 0.0,
     ) -> None:
         self.max_loaded = max_loaded
+        self.latency = latency
         self.memory_budget = memory_budget
         self.gpu_memory = gpu_memory
         self.default_keep_alive_ns = env_keep_alive(default_keep_alive)
@@ -251,6 +258,8 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         self._fail_next: list[list[Any]] = []
         self._fail_load: dict[tuple[str, str, str, str], tuple[int, str]] = {}
         self._hang_next: list[tuple[str, float]] = []
+        self._held_paths: set[str] = set()
+        self._waiting: dict[str, int] = {}
         self._stream_errors: list[str] = []
         self._load_delays: dict[tuple[str, str, str, str], float] = {}
         self._held_loads: set[tuple[str, str, str, str] | None] = set()

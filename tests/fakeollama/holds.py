@@ -11,6 +11,7 @@ meaning every model) is created in ``FakeOllama.__init__`` and guarded by ``_con
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from .names import _parse_name
@@ -28,7 +29,40 @@ def _key(model: str | None) -> Hashable:
 
 class HoldsMixin:
     """Gates a test opens (public: ``hold_loads``, ``release_loads``, ``hold_requests``,
-    ``release_requests``)."""
+    ``release_requests``, ``hold_path``, ``release_path``, ``waiting_on``)."""
+
+    def hold_path(self, path: str) -> None:
+        """Requests to ``path`` from now on wait, before they are handled, until released
+        (or the server stops): a server that accepts and does not answer."""
+        with self._cond:
+            self._held_paths.add(path)
+
+    def release_path(self, path: str | None = None) -> None:
+        """End the hold on ``path``; None ends every path hold."""
+        with self._cond:
+            if path is None:
+                self._held_paths.clear()
+            else:
+                self._held_paths.discard(path)
+            self._cond.notify_all()
+
+    def waiting_on(self, path: str) -> int:
+        """How many requests to ``path`` are waiting on a hold now."""
+        with self._cond:
+            return self._waiting.get(path, 0)
+
+    def _wait_path(self, path: str, stop: threading.Event) -> bool:
+        """Block while ``path`` is held; True when the server stopped meanwhile."""
+        with self._cond:
+            if path not in self._held_paths:
+                return False
+            self._waiting[path] = self._waiting.get(path, 0) + 1
+            try:
+                while path in self._held_paths and not stop.is_set():
+                    self._cond.wait(0.02)
+            finally:
+                self._waiting[path] -= 1
+            return stop.is_set()
 
     def hold_loads(self, model: str | None = None) -> None:
         """Loads of ``model`` (every model if None) that start from now on, or are under way,
@@ -63,6 +97,7 @@ class HoldsMixin:
     def _release_holds_locked(self) -> None:
         self._held_loads.clear()
         self._held_requests.clear()
+        self._held_paths.clear()
         self._cond.notify_all()
 
     def _wait_released(self, ctx: _Ctx, holds: set[Hashable], m: FakeModel) -> None:

@@ -110,6 +110,9 @@ class RoutingMixin:
             if hang is not None and ctx.stop.wait(hang):
                 h.close_connection = True
                 return
+            if self._wait_path(path, ctx.stop) or (self.latency and ctx.stop.wait(self.latency)):
+                h.close_connection = True
+                return
             fail = self._take_fail(path)
             if fail is not None:
                 self._send_error(h, fail[0], fail[1])

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-delay", type=float, default=0.05, help="seconds")
     parser.add_argument("--unload-delay", type=float, default=0.02, help="seconds")
     parser.add_argument("--token-delay", type=float, default=0.002, help="seconds per token")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every answer")
     parser.add_argument("--utc-offset-minutes", type=int, default=0)
     parser.add_argument("--server-version", default="0.24.0")
     parser.add_argument("--list-loading", action="store_true", help="list models while loading")
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         ps_supported=not args.no_ps,
         host=args.host,
         port=args.port,
+        latency=args.latency,
     )
 
     def on_term(signum: int, frame: Any) -> None:
