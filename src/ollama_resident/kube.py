@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "GUARD_RESOURCES",
-    "KubeOptions",
     "METRICS_PORT",
     "POD_OLLAMA_HOST",
+    "KubeOptions",
     "guard_container",
     "kubernetes_manifests",
     "resource_name",
@@ -157,9 +157,7 @@ def guard_container(profiles: Sequence[str], opts: KubeOptions) -> str:
               mountPath: {_q(STATE_DIR)}"""
 
 
-def kubernetes_manifests(
-    profiles: Sequence[str], profiles_toml: str, opts: KubeOptions
-) -> str:
+def kubernetes_manifests(profiles: Sequence[str], profiles_toml: str, opts: KubeOptions) -> str:
     """A ConfigMap with ``profiles_toml`` and a Deployment of Ollama plus the guard sidecar.
 
     ``profiles_toml`` is the profiles file the sidecar reads: the named profiles,

@@ -1,18 +1,22 @@
-"""``service print|install``: run ``guard`` for a profile as a user service."""
+"""``service print|install``: run ``guard`` for profiles as a service, or a Kubernetes sidecar."""
 
 from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from ollama_resident.profiles import Profile
 
 __all__ = ["register"]
 
 service_app = typer.Typer(
     name="service",
-    help="Run `guard` for a profile as a service (systemd, launchd or docker compose).",
+    help="Run `guard` for profiles as a service (systemd, launchd, docker compose) or as a "
+    "Kubernetes sidecar.",
     no_args_is_help=True,
 )
 
@@ -21,42 +25,82 @@ class Kind(str, Enum):
     systemd = "systemd"
     launchd = "launchd"
     compose = "compose"
+    kubernetes = "kubernetes"
 
 
 ProfileArg = Annotated[
-    str,
-    typer.Option("--profile", "-p", help="The profile the guard keeps resident (must exist)."),
+    list[str],
+    typer.Option(
+        "--profile",
+        "-p",
+        help="The profile the guard keeps resident (must exist); repeat it for one guard "
+        "of several profiles.",
+    ),
 ]
 SystemdOpt = Annotated[bool, typer.Option("--systemd", help="A systemd user unit (Linux default).")]
 LaunchdOpt = Annotated[
     bool, typer.Option("--launchd", help="A launchd agent plist (macOS default).")
 ]
 ComposeOpt = Annotated[bool, typer.Option("--compose", help="A docker compose service snippet.")]
+KubernetesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--kubernetes",
+        help="Kubernetes manifests: a ConfigMap with the profiles and a Deployment of Ollama "
+        "with the guard as a sidecar in each pod (see docs/kubernetes.md).",
+    ),
+]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        help="With --kubernetes: the guard's image (built from the repository's Dockerfile). "
+        "Default: ollama-resident:VERSION.",
+        metavar="IMAGE",
+        show_default=False,
+    ),
+]
 
 
-def _kind(systemd: bool, launchd: bool, compose: bool) -> Kind:
+def _kind(systemd: bool, launchd: bool, compose: bool, kubernetes: bool = False) -> Kind:
     from ollama_resident.errors import UsageError
 
     chosen = [
         k
-        for k, on in ((Kind.systemd, systemd), (Kind.launchd, launchd), (Kind.compose, compose))
+        for k, on in (
+            (Kind.systemd, systemd),
+            (Kind.launchd, launchd),
+            (Kind.compose, compose),
+            (Kind.kubernetes, kubernetes),
+        )
         if on
     ]
     if len(chosen) > 1:
-        raise UsageError("choose one of --systemd, --launchd, --compose")
+        raise UsageError("choose one of --systemd, --launchd, --compose, --kubernetes")
     if chosen:
         return chosen[0]
     return Kind.launchd if sys.platform == "darwin" else Kind.systemd
 
 
-def _build(ctx: typer.Context, profile: str, kind: Kind):  # type: ignore[no-untyped-def]
+def _build(  # type: ignore[no-untyped-def]
+    ctx: typer.Context, names: list[str], kind: Kind, image: str | None = None
+):
     from pathlib import Path
 
     from ollama_resident import paths, profiles, service
     from ollama_resident.cli._common import state
+    from ollama_resident.errors import UsageError
 
     option = state(ctx).profiles
-    profiles.resolve(profile, option)  # exit 2 for an unknown profile, listing known ones
+    profile = list(dict.fromkeys(n for n in names if n.strip()))
+    if not profile:
+        raise UsageError("name a profile with --profile NAME")
+    # exit 2 for an unknown profile, listing known ones
+    chosen = [profiles.resolve(name, option) for name in profile]
+    if image is not None and kind is not Kind.kubernetes:
+        raise UsageError("--image goes with --kubernetes")
+    if kind is Kind.kubernetes:
+        return _kubernetes(chosen, image)
     if kind is Kind.compose:
         argv = service.guard_argv(["ollama-resident"], profile)
         return service.compose_snippet(argv, profile)
@@ -76,20 +120,28 @@ def service_print(
     systemd: SystemdOpt = False,
     launchd: LaunchdOpt = False,
     compose: ComposeOpt = False,
+    kubernetes: KubernetesOpt = False,
+    image: ImageOpt = None,
 ) -> None:
     """Print a service definition that runs `guard --profile NAME --wait 300`.
 
     The program is run directly, never through `sh -c`, and every word
-    reaches it literally, whatever the profile name contains.
+    reaches it literally, whatever the profile name contains. Several
+    --profile options make one guard for all of them.
+
+    With --kubernetes: a ConfigMap holding the profiles (their host set to
+    the pod's own Ollama, 127.0.0.1:11434) and a Deployment of ollama/ollama
+    with the guard as a sidecar, unprivileged, serving metrics on port 9778.
 
     \b
     Examples:
       ollama-resident service print --profile work > ~/.config/systemd/user/x.service
       ollama-resident service print --profile work --compose
+      ollama-resident service print -p work --kubernetes --image registry/ollama-resident:0.1
     """
     from ollama_resident.cli._output import Output
 
-    result = _build(ctx, profile, _kind(systemd, launchd, compose))
+    result = _build(ctx, profile, _kind(systemd, launchd, compose, kubernetes), image)
     Output().data(result.text.rstrip("\n"))
 
 
@@ -100,22 +152,35 @@ def service_install(
     systemd: SystemdOpt = False,
     launchd: LaunchdOpt = False,
     compose: ComposeOpt = False,
+    kubernetes: KubernetesOpt = False,
 ) -> None:
     """Write the service file to the standard per-user place and say how to enable it.
 
     systemd: ~/.config/systemd/user/; launchd: ~/Library/LaunchAgents/.
-    compose has no standard place: use `service print --compose`.
+    compose and Kubernetes have no such place: use `service print`.
+
+    \b
+    Examples:
+      ollama-resident service install --profile work
+      ollama-resident service install -p laptop -p gpu-box    # one guard, two profiles
     """
     from ollama_resident.atomic import atomic_write
     from ollama_resident.cli._output import Output
     from ollama_resident.errors import UsageError
 
-    kind = _kind(systemd, launchd, compose)
+    kind = _kind(systemd, launchd, compose, kubernetes)
     result = _build(ctx, profile, kind)
     if result.path is None:
+        flags = " ".join(f"--profile {_sh(p)}" for p in profile)
+        if kind is Kind.kubernetes:
+            raise UsageError(
+                "Kubernetes manifests are applied to a cluster, not installed here",
+                hint=f"run `ollama-resident service print {flags} --kubernetes | "
+                "kubectl apply -f -`",
+            )
         raise UsageError(
             "docker compose has no per-user place to install to",
-            hint=f"paste the output of `ollama-resident service print --profile {profile} "
+            hint=f"paste the output of `ollama-resident service print {flags} "
             "--compose` into your compose file",
         )
     result.path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +190,23 @@ def service_install(
     out.success(f"{'updated' if existed else 'wrote'} {result.path}")
     out.info("enable and start it with:")
     out.data(result.enable or "")
+
+
+def _kubernetes(chosen: list[Profile], image: str | None):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from ollama_resident import __version__, kube, profiles, service
+
+    pod = [dataclasses.replace(p, host=kube.POD_OLLAMA_HOST) for p in chosen]
+    opts = kube.KubeOptions(image=image or f"ollama-resident:{__version__}")
+    text = kube.kubernetes_manifests([p.name for p in pod], profiles.to_toml(pod), opts)
+    return service.ServiceFile("kubernetes", text, None, None)
+
+
+def _sh(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
 
 
 def register(app: typer.Typer) -> None:
