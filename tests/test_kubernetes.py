@@ -4,6 +4,7 @@ Kubernetes API schema field by field, and that run the guard with no privileges.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -158,3 +159,31 @@ def test_dockerfile_builds_a_small_unprivileged_image():
     entry = [ln for ln in lines if ln.startswith("ENTRYPOINT ")]
     assert entry and json.loads(entry[-1].split(" ", 1)[1]) == ["ollama-resident"]
     assert (ROOT / ".dockerignore").exists()
+
+
+def _yaml_blocks(doc: str) -> list[Any]:
+    text = (ROOT / "docs" / doc).read_text()
+    return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+
+
+def test_helm_values_in_the_docs_hold_a_valid_sidecar():
+    [values] = _yaml_blocks("kubernetes.md")
+    [sidecar] = values["initContainers"]
+    assert _roundtrip(sidecar, "V1Container") == sidecar
+    assert sidecar["restartPolicy"] == "Always"  # a native sidecar, not a one-shot init
+    for volume in values["volumes"]:
+        assert _roundtrip(volume, "V1Volume") == volume
+    [config_map] = values["extraObjects"]
+    assert _roundtrip(config_map, "V1ConfigMap") == config_map
+    pf = profiles.load_text(config_map["data"]["profiles.toml"], "profiles.toml")
+    assert pf.get("work").host == POD_OLLAMA_HOST
+
+
+def test_metrics_docs_scrape_config_and_rules_parse():
+    scrape, rules = _yaml_blocks("metrics.md")
+    assert scrape["scrape_configs"][0]["job_name"] == "ollama-resident"
+    alerts = {r["alert"]: r for r in rules["groups"][0]["rules"]}
+    assert set(alerts) == {"OllamaModelLostItsPin", "OllamaHostDown"}
+    assert alerts["OllamaModelLostItsPin"]["for"] == "5m"
+    assert "ollama_resident_model_pinned" in alerts["OllamaModelLostItsPin"]["expr"]
+    assert "ollama_resident_host_up" in alerts["OllamaHostDown"]["expr"]
