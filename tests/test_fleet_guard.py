@@ -81,9 +81,11 @@ class _Guard:
 
     def stop(self) -> tuple[int, str]:
         self.proc.terminate()
-        _out, err = self.proc.communicate(timeout=10)
-        self._reader.join(5)
-        return self.proc.returncode, err
+        self.proc.wait(timeout=10)
+        self._reader.join(10)  # it ends at the end of stdout, which it alone reads
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        with self.proc.stdout, self.proc.stderr:
+            return self.proc.returncode, self.proc.stderr.read()
 
 
 @pytest.fixture
