@@ -16,7 +16,7 @@ import pytest
 
 from conftest import Run, wait_until
 from fakeollama import FakeOllama
-from ollama_resident import why
+from ollama_resident import render, why
 from ollama_resident.client import OllamaClient
 from ollama_resident.durations import KeepAlive
 from ollama_resident.events import Event
@@ -303,7 +303,7 @@ def test_the_guards_repin_is_journaled_and_why_ends_with_it(ollama: FakeOllama, 
     assert summaries[0] == "re-pinned by ollama-resident guard (a request had reset the pin)"
     assert summaries[1].startswith("the pin was reset to about 5m by a request")
     assert summaries.count(summaries[0]) == 2  # each re-pin told once, its poll's twin merged
-    assert summaries[-1].startswith("loaded again by ollama-resident guard")
+    assert summaries[-1].startswith("loaded by ollama-resident guard (it was not loaded)")
     assert story.headline.startswith("tiny:latest: re-pinned by ollama-resident guard")
 
 
@@ -319,9 +319,17 @@ def test_a_client_stop_is_told_as_a_stop_and_the_guards_restore_ends_the_story(
     kinds = _kinds(events, "tiny:latest")
     assert ("unloaded", "stopped") in kinds
     assert ("unloaded", "reloaded") not in kinds  # same digest, loaded back by us: no reload
+    # the guard says what why will say: not "evicted or stopped" but the settled cause
+    [restored] = [e for e in events if e.event == "restored" and e.reason != "not_loaded"]
+    assert (restored.reason, restored.detail["gone_confidence"]) == ("stopped", "likely")
+    assert render.guard_event_text(restored).endswith(
+        "(most likely a client stopped it: keep_alive 0 or `ollama stop`)"
+    )
     story = why.build_story("tiny", events, now=events[-1].time)
     text = why.render_story(story)
-    assert story.items[0].summary.startswith("loaded again by ollama-resident guard")
+    assert story.items[0].summary.startswith(
+        "loaded again by ollama-resident guard (most likely a client had stopped it)"
+    )
     assert story.items[1].summary.startswith("unloaded early, most likely stopped by a client")
     assert "align the options" not in text
     assert "ollama-resident guard loaded it again afterwards" in text
@@ -372,3 +380,18 @@ def test_two_guarded_models_that_evict_each_other_back_off_growing(
         clock.now += 700  # past any back-off
     assert len(delays) >= 2
     assert delays == sorted(delays) and delays[-1] > delays[0]  # 1 s, 2 s, 4 s...
+
+
+def test_guard_once_journals_its_restore(ollama: FakeOllama, cli: Callable[..., Run]):
+    from ollama_resident.journal import read
+
+    assert cli("guard", "tiny", "--once", "--jsonl").exit_code == 0
+    events = read()
+    assert ("restored", "not_loaded") in _kinds(events, "tiny:latest")
+    assert {e.detail.get("action") for e in events if e.by_tool} == {"guard"}
+    story = why.build_story("tiny", events, now=events[-1].time)
+    # --once records one check: the recording ends at once, with the model loaded
+    assert [i.summary.split(":")[0] for i in story.items] == [
+        "recording stopped while it was loaded; the journal has nothing after that",
+        "loaded by ollama-resident guard (it was not loaded)",
+    ]

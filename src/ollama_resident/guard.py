@@ -16,6 +16,7 @@ No typer, no rich: events go to ``on_events``; the CLI decides how they look.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -109,10 +110,12 @@ class Guard:
                     state.reported, state.evicted_by = None, None
         ready = [item for item in todo if self._state[item[0].key].next_try <= now_mono]
         if ready:
-            out.extend(self._act(ready))
+            acted = self._act(ready)
             # Let the watcher see what we just did, so a model that goes away before
             # the next check is seen going (and classified), not just missing.
-            out.extend(self.watcher.poll_once())
+            seen = self.watcher.poll_once()
+            out.extend(_settled(acted, seen))
+            out.extend(seen)
         self._emit(out)
         return out
 
@@ -286,3 +289,28 @@ class Guard:
         finally:
             closing = self.watcher.stop()
             self._emit(closing)
+
+
+def _settled(acted: list[ev.Event], seen: Sequence[ev.Event]) -> list[ev.Event]:
+    """The guard's events, with "went before its deadline" replaced by the cause the
+    watcher settled on once the model was back (a stop, most often: it vanished and no
+    other model was loaded), so the guard says what ``why`` will say."""
+    out = []
+    for e in acted:
+        if e.event in ("restored", "restore_failed") and e.reason == "went_early":
+            cause = next(
+                (
+                    s
+                    for s in seen
+                    if s.model == e.model and s.event == "unloaded" and s.reason is not None
+                ),
+                None,
+            )
+            if cause is not None:
+                e = dataclasses.replace(
+                    e,
+                    reason=cause.reason,
+                    detail={**e.detail, "gone_confidence": cause.confidence},
+                )
+        out.append(e)
+    return out

@@ -301,7 +301,7 @@ def unload_line(r: UnloadOutcome) -> str:
 
 _GONE = {
     "expired": "its keep-alive ran out",
-    "stopped": "something unloaded it",
+    "stopped": "a client stopped it: keep_alive 0 or `ollama stop`",
     "evicted": "Ollama evicted it for another model",
     "server_restart": "the server restarted",
     "reloaded": "it was reloaded",
@@ -339,7 +339,10 @@ def guard_event_text(e: Event, *, seen_before: bool = False) -> str:
         keep = _keep_words(d.get("keep_alive"))
         text += f", {keep}" if keep else ""
         if not first and e.reason not in (None, "not_loaded"):
-            text += f" ({_GONE.get(e.reason or '', e.reason or 'gone')})"
+            gone = _GONE.get(e.reason or "", e.reason or "gone")
+            if d.get("gone_confidence") in ("likely", "guess"):
+                gone = "most likely " + gone
+            text += f" ({gone})"
         evicted = [str(x) for x in d.get("evicted") or []]
         return text + (f"; evicted {', '.join(evicted)} to make room" if evicted else "")
     if e.event == "reasserted":

@@ -185,7 +185,10 @@ def _describe_guard(e: Event, facts: str) -> str | None:
     again = f"; retrying in {_seconds_text(retry)}" if isinstance(retry, (int, float)) else ""
     if kind == "restored":
         why_gone = _GONE_WORDS.get(reason or "", reason or "it was gone")
-        return f"loaded again by {TOOL} guard ({why_gone})" + (f": {facts}" if facts else "")
+        if _d(e, "gone_confidence") in ("likely", "guess"):
+            why_gone = "most likely " + why_gone
+        again = "" if reason == "not_loaded" else " again"
+        return f"loaded{again} by {TOOL} guard ({why_gone})" + (f": {facts}" if facts else "")
     if kind == "reasserted":
         what = {
             "pin_lost": "a request had reset the pin",
@@ -301,12 +304,6 @@ def evidence(e: Event, *, tz: tzinfo | None = None) -> list[str]:
                 "ended; only a stop or an eviction ends a model that way"
             )
         else:
-            again = _d(e, "loaded_again_by")
-            if again:
-                out.append(
-                    f"{TOOL} {again} loaded it again afterwards with the same options: the "
-                    "load was ours, the departure was not"
-                )
             early = _d(e, "early_by_s")
             known_ka = ka if ka and ka != "unknown" else None
             if isinstance(early, (int, float)) and early > 0:
@@ -325,6 +322,12 @@ def evidence(e: Event, *, tz: tzinfo | None = None) -> list[str]:
                 "an explicit unload (keep_alive 0, `ollama stop`, `ollama rm`) from any client "
                 "does this; so does a runtime out-of-memory cleanup (logged at WARN)"
             )
+            again = _d(e, "loaded_again_by")
+            if again:
+                out.append(
+                    f"{TOOL} {again} loaded it again afterwards with the same options: that "
+                    "load was ours, not a reload"
+                )
     elif kind == "unloaded" and reason == "evicted":
         out.extend(_eviction_evidence(e, interval))
     elif kind == "unloaded" and reason == "reloaded":

@@ -309,8 +309,10 @@ def _print(events: list[Event], out: Output, as_jsonl: bool, *, with_host: bool 
         import json
 
         for e in events:
-            sys.stdout.write(json.dumps(e.to_json(), ensure_ascii=False, separators=(",", ":")))
-            sys.stdout.write("\n")
+            # One write per line: a SIGTERM between two writes must not glue the closing
+            # event to a line without its newline.
+            line = json.dumps(e.to_json(), ensure_ascii=False, separators=(",", ":"))
+            sys.stdout.write(line + "\n")
         sys.stdout.flush()
         for e in events:
             if e.event in ("conflict", "restore_failed"):

@@ -175,8 +175,10 @@ def _print_jsonl(
         count(events)
     try:
         for e in events:
-            sys.stdout.write(json.dumps(e.to_json(), ensure_ascii=False, separators=(",", ":")))
-            sys.stdout.write("\n")
+            # One write per line: a SIGTERM between two writes must not glue the closing
+            # event to a line without its newline.
+            line = json.dumps(e.to_json(), ensure_ascii=False, separators=(",", ":"))
+            sys.stdout.write(line + "\n")
             if e.event == "server_down":
                 out.warn(f"Ollama at {e.host} is not answering; still trying")
             elif e.event == "server_up":
