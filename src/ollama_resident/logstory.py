@@ -117,7 +117,9 @@ class TotalStory:
     other_hosts: tuple[str, ...] = ()  # servers with entries for the model, left out
 
     def headline_text(self, tz: tzinfo | None = None) -> str:
-        own = [i for i in self.items if i.event != "server_start"]
+        # Notes in the timeline (a server start, a recording that stopped) are not
+        # something that happened to the model.
+        own = [i for i in self.items if i.event not in ("server_start", "recording_stopped")]
         if not own:
             return f"{self.model}: nothing recorded"
         latest = own[0]
