@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "State",
-    "complete_installed",
-    "complete_loaded",
     "make_client",
     "resolve_host",
     "state",
@@ -46,33 +44,6 @@ def resolve_host(option: str | None, profile_host: str | None = None) -> Host:
         if value is not None and value.strip():
             return parse_host(value)
     return parse_host(None)
-
-
-def complete_installed(incomplete: str) -> list[str]:
-    """Shell completion: installed model names (``/api/tags``), quietly empty on any error."""
-    return _complete(incomplete, loaded=False)
-
-
-def complete_loaded(incomplete: str) -> list[str]:
-    """Shell completion: loaded model names (``/api/ps``), quietly empty on any error."""
-    return _complete(incomplete, loaded=True)
-
-
-def _complete(incomplete: str, *, loaded: bool) -> list[str]:
-    from ollama_resident.errors import ResidentError
-
-    # A Tab press must never hang: half a second to connect and to answer.
-    client = make_client(None, timeout=0.5)
-    client.connect_timeout = 0.5
-    try:
-        with client:
-            if loaded:
-                names = list(client.ps().names)
-            else:
-                names = [str(m.get("name") or m.get("model") or "") for m in client.tags()]
-    except ResidentError:
-        return []
-    return sorted(n for n in names if n and n.startswith(incomplete))
 
 
 def make_client(

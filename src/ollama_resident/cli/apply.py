@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ollama_resident.cli._complete import profile_names
 from ollama_resident.cli._limits import (
     DryRunOpt,
     ForceOpt,
@@ -147,7 +148,12 @@ def _done(loaded: list[LoadOutcome], unloaded: list[UnloadOutcome]) -> str:
 
 def apply(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The profile to apply.", show_default=False)],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The profile to apply.", show_default=False, autocompletion=profile_names
+        ),
+    ],
     exclusive: Annotated[
         bool | None,
         typer.Option(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ollama_resident.cli._complete import profile_names
 from ollama_resident.cli._options import HostOpt, JsonOpt
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def doctor(
             "-p",
             help="Also check this profile against the server: cap, memory, contexts, guard.",
             show_default=False,
+            autocompletion=profile_names,
         ),
     ] = None,
     server_log: ServerLogOpt = None,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ollama_resident.cli._complete import installed_models, profile_names
 from ollama_resident.cli._options import HostsOpt, MetricsHostOpt, MetricsPortOpt, WaitOpt
 
 if TYPE_CHECKING:
@@ -30,7 +31,11 @@ def guard(
     ctx: typer.Context,
     models: Annotated[
         list[str] | None,
-        typer.Argument(help="Models to keep loaded (forever unless --for).", show_default=False),
+        typer.Argument(
+            help="Models to keep loaded (forever unless --for).",
+            show_default=False,
+            autocompletion=installed_models,
+        ),
     ] = None,
     profile: Annotated[
         list[str] | None,
@@ -40,6 +45,7 @@ def guard(
             help="Guard this profile's models, with the profile's keep-alives and host. "
             "Repeat it to guard several profiles (each on its own host) in one process.",
             show_default=False,
+            autocompletion=profile_names,
         ),
     ] = None,
     for_: Annotated[

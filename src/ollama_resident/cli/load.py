@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ollama_resident.cli._common import complete_installed, complete_loaded
+from ollama_resident.cli._complete import installed_models, loaded_models, profile_names
 from ollama_resident.cli._limits import (
     DryRunOpt,
     ForceOpt,
@@ -53,7 +53,7 @@ ModelsArg = Annotated[
     typer.Argument(
         help="Model names as you type them: llama3.2, llama3.2:1b, namespace/model:tag.",
         show_default=False,
-        autocompletion=complete_installed,
+        autocompletion=installed_models,
     ),
 ]
 LoadedModelsArg = Annotated[
@@ -61,7 +61,7 @@ LoadedModelsArg = Annotated[
     typer.Argument(
         help="Loaded models to unload, as you type them: llama3.2, namespace/model:tag.",
         show_default=False,
-        autocompletion=complete_loaded,
+        autocompletion=loaded_models,
     ),
 ]
 NumCtxOpt = Annotated[
@@ -81,6 +81,7 @@ ProfileOpt = Annotated[
         "-p",
         help="Take the models (and host, keep-alives, contexts) from this profile.",
         show_default=False,
+        autocompletion=profile_names,
     ),
 ]
 
@@ -588,6 +589,7 @@ def unload(
             help="With --all: leave this model loaded (repeatable).",
             metavar="MODEL",
             show_default=False,
+            autocompletion=loaded_models,
         ),
     ] = None,
     confirm_timeout: Annotated[

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ollama_resident.cli._complete import installed_models, profile_names
 from ollama_resident.cli._options import HostOpt, JsonOpt, TimeoutOpt, WaitOpt
 from ollama_resident.cli.load import _keep_alive
 
@@ -57,7 +58,10 @@ profile_app = typer.Typer(
     help="Named sets of models (profiles.toml): list, show, save, add, remove, path, edit.",
 )
 
-ProfileArg = Annotated[str, typer.Argument(help="The profile's name.", show_default=False)]
+ProfileArg = Annotated[
+    str,
+    typer.Argument(help="The profile's name.", show_default=False, autocompletion=profile_names),
+]
 KeepAliveOpt = Annotated[
     str | None,
     typer.Option(
@@ -273,7 +277,10 @@ def profile_add(
     name: ProfileArg,
     models: Annotated[
         list[str],
-        typer.Argument(help="Models to add, as you type them: llama3.2, qwen2.5:14b."),
+        typer.Argument(
+            help="Models to add, as you type them: llama3.2, qwen2.5:14b.",
+            autocompletion=installed_models,
+        ),
     ],
     keep_alive: KeepAliveOpt = None,
     num_ctx: NumCtxOpt = None,

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ollama_resident.cli._complete import profile_names
+
 if TYPE_CHECKING:
     from ollama_resident.profiles import Profile
 
@@ -35,6 +37,7 @@ ProfileArg = Annotated[
         "-p",
         help="The profile the guard keeps resident (must exist); repeat it for one guard "
         "of several profiles.",
+        autocompletion=profile_names,
     ),
 ]
 SystemdOpt = Annotated[bool, typer.Option("--systemd", help="A systemd user unit (Linux default).")]
@@ -157,11 +160,15 @@ def service_install(
     """Write the service file to the standard per-user place and say how to enable it.
 
     systemd: ~/.config/systemd/user/; launchd: ~/Library/LaunchAgents/.
-    compose and Kubernetes have no such place: use `service print`.
+    compose and Kubernetes have no such place: use `service print`. Running it
+    again rewrites the file (after moving the profiles file, say).
 
     \b
     Examples:
       ollama-resident service install --profile work
+      systemctl --user enable --now ollama-resident-guard-work.service   # as it says
+      journalctl --user -u ollama-resident-guard-work -f   # what the guard does
+      ollama-resident service install --profile work --launchd   # on macOS
       ollama-resident service install -p laptop -p gpu-box    # one guard, two profiles
     """
     from ollama_resident.atomic import atomic_write

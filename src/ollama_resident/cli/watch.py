@@ -350,6 +350,12 @@ def journal_path() -> None:
 
     `watch` and the preload, pin and unload commands append to it; `why` reads it.
     It is rotated at 1 MiB, keeping two older files (.1, .2).
+
+    \b
+    Examples:
+      ollama-resident journal path
+      tail -f "$(ollama-resident journal path)" | jq -c '{time, model, event, reason}'
+      OLLAMA_RESIDENT_JOURNAL=/var/tmp/resident.jsonl ollama-resident watch
     """
     from ollama_resident import paths
     from ollama_resident.cli._output import Output

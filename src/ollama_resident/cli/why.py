@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ollama_resident.cli._complete import journal_models
 from ollama_resident.cli._options import HostOpt, JsonOpt
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def why(
             help="The model, as you type it: llama3.2, qwen2.5:14b, ns/model:tag. "
             "Without it: every model in the window (--since, default 2h).",
             show_default=False,
+            autocompletion=journal_models,
         ),
     ] = None,
     server_log: Annotated[
