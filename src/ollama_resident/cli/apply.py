@@ -14,7 +14,7 @@ from ollama_resident.cli._limits import (
     MemoryOpt,
     ServerLogOpt,
 )
-from ollama_resident.cli._options import HostOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
+from ollama_resident.cli._options import HostsOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
 
 if TYPE_CHECKING:
     from ollama_resident.cli._output import Output
@@ -181,7 +181,7 @@ def apply(
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
-    host: HostOpt = None,
+    host: HostsOpt = None,
     timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Make the server hold a profile's models: print the plan, then carry it out.
@@ -212,7 +212,38 @@ def apply(
       ollama-resident apply writing --exclusive --quiet --wait 60
       ollama-resident apply coding --json | jq '.plan.steps[] | select(.action != "ok")'
       ollama-resident apply coding --background --quiet    # in ~/.bashrc
+      ollama-resident apply coding --host box-1 --host box-2   # the same set on both
     """
+    if host and len(host) > 1:
+        from ollama_resident import profiles
+        from ollama_resident.cli._common import state
+        from ollama_resident.cli._many import hosts_of, on_each_host
+        from ollama_resident.errors import UsageError
+
+        if background:
+            raise UsageError("--background applies a profile on one host; give one --host")
+        profiles.resolve(name, state(ctx).profiles)  # a bad file or name: exit 2, once
+        on_each_host(
+            hosts_of(host),
+            lambda h: apply(
+                ctx,
+                name,
+                exclusive=exclusive,
+                dry_run=dry_run,
+                max_loaded=max_loaded,
+                memory=memory,
+                server_log=server_log,
+                force=force,
+                wait=wait,
+                json_output=json_output,
+                quiet=quiet,
+                host=[h],
+                timeout=timeout,
+            ),
+            json_output=json_output,
+        )
+        return
+    one_host = host[0] if host else None
     from ollama_resident import profiles, render
     from ollama_resident.cli._common import state
     from ollama_resident.cli._limits import limits_for
@@ -261,7 +292,7 @@ def apply(
     # --host wins over the profile's host, which wins over $OLLAMA_HOST. In the
     # background mode a startup file must not hang on a dead remote host: 1 s to connect.
     connect = 1.0 if background else None
-    with _session(host, timeout, wait, out, profile.host, connect_timeout=connect) as client:
+    with _session(one_host, timeout, wait, out, profile.host, connect_timeout=connect) as client:
         where = client.display_url
         snapshot = client.ps()
         installed = installed_from_tags(client.tags())
@@ -288,7 +319,7 @@ def apply(
             size = Limit(parse_size(memory) if memory else None, "--memory", True)
             plan = planned(chosen_cap, size)
             _spawn_background(
-                ctx, out, profile.name, plan, where, exclusive, host, max_loaded, memory
+                ctx, out, profile.name, plan, where, exclusive, one_host, max_loaded, memory
             )
             return
         plan = make_plan(profile, snapshot, installed=installed, exclusive=exclusive)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
@@ -17,7 +17,7 @@ from ollama_resident.cli._limits import (
     MemoryOpt,
     ServerLogOpt,
 )
-from ollama_resident.cli._options import HostOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
+from ollama_resident.cli._options import HostsOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
 
 if TYPE_CHECKING:
     from ollama_resident.cli._output import Output
@@ -84,6 +84,18 @@ ProfileOpt = Annotated[
         autocompletion=profile_names,
     ),
 ]
+
+
+def on_hosts(
+    hosts: Sequence[str] | None, json_output: bool, run: Callable[[str | None], None]
+) -> None:
+    """``run`` once: for the one ``--host`` (or none); with several, on each host at once."""
+    if hosts and len(hosts) > 1:
+        from ollama_resident.cli._many import hosts_of, on_each_host
+
+        on_each_host(hosts_of(hosts), run, json_output=json_output)
+    else:
+        run(hosts[0] if hosts else None)
 
 
 def _models_or_die(models: Sequence[str] | None, command: str) -> list[str]:
@@ -455,7 +467,7 @@ def preload(
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
-    host: HostOpt = None,
+    host: HostsOpt = None,
     timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Load models into memory and return when each is ready.
@@ -490,16 +502,20 @@ def preload(
             ]
     else:
         requests = [LoadRequest(m, ka, num_ctx) for m in _models_or_die(models, "preload")]
-    _run_loads(
-        requests=requests,
-        host=host,
-        timeout=timeout,
-        wait=wait,
-        json_output=json_output,
-        quiet=quiet,
-        profile_host=profile_host,
-        command="preload",
-        options=PlanOptions(dry_run, force, max_loaded, memory, server_log),
+    on_hosts(
+        host,
+        json_output,
+        lambda h: _run_loads(
+            requests=requests,
+            host=h,
+            timeout=timeout,
+            wait=wait,
+            json_output=json_output,
+            quiet=quiet,
+            profile_host=profile_host,
+            command="preload",
+            options=PlanOptions(dry_run, force, max_loaded, memory, server_log),
+        ),
     )
 
 
@@ -526,7 +542,7 @@ def pin(
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
-    host: HostOpt = None,
+    host: HostsOpt = None,
     timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Keep models loaded forever (or --for a while), loading them if needed.
@@ -556,19 +572,23 @@ def pin(
         requests = [LoadRequest(r.model, ka, num_ctx or r.num_ctx) for r in profile_requests]
     else:
         requests = [LoadRequest(m, ka, num_ctx) for m in _models_or_die(models, "pin")]
-    _run_loads(
-        requests=requests,
-        host=host,
-        timeout=timeout,
-        wait=wait,
-        json_output=json_output,
-        quiet=quiet,
-        # The journal says pin either way; its keep-alive says whether it was forever
-        # (a forever pin never explains a shorter window: events.OwnAction.pins).
-        action="pin",
-        profile_host=profile_host,
-        command="pin",
-        options=PlanOptions(dry_run, force, max_loaded, memory, server_log),
+    on_hosts(
+        host,
+        json_output,
+        lambda h: _run_loads(
+            requests=requests,
+            host=h,
+            timeout=timeout,
+            wait=wait,
+            json_output=json_output,
+            quiet=quiet,
+            # The journal says pin either way; its keep-alive says whether it was forever
+            # (a forever pin never explains a shorter window: events.OwnAction.pins).
+            action="pin",
+            profile_host=profile_host,
+            command="pin",
+            options=PlanOptions(dry_run, force, max_loaded, memory, server_log),
+        ),
     )
 
 
@@ -605,7 +625,7 @@ def unload(
     wait: WaitOpt = 0.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
-    host: HostOpt = None,
+    host: HostsOpt = None,
 ) -> None:
     """Unload models now and confirm they are gone.
 
@@ -618,10 +638,7 @@ def unload(
       ollama-resident unload llama3.2
       ollama-resident unload --all --except nomic-embed-text
     """
-    from ollama_resident import render
-    from ollama_resident.cli._output import Output
     from ollama_resident.errors import UsageError
-    from ollama_resident.residency import select_unload_targets
 
     names = [m for m in (models or []) if m.strip()]
     profile_host = None
@@ -639,10 +656,44 @@ def unload(
         )
     if keep and not all_models:
         raise UsageError("--except goes with --all")
+    on_hosts(
+        host,
+        json_output,
+        lambda h: _unload_on(
+            h,
+            names,
+            all_models=all_models,
+            keep=keep or [],
+            profile_host=profile_host,
+            wait=wait,
+            confirm_timeout=confirm_timeout,
+            json_output=json_output,
+            quiet=quiet,
+        ),
+    )
+
+
+def _unload_on(
+    host: str | None,
+    names: list[str],
+    *,
+    all_models: bool,
+    keep: list[str],
+    profile_host: str | None,
+    wait: float,
+    confirm_timeout: float,
+    json_output: bool,
+    quiet: bool,
+) -> None:
+    """``unload`` on one host."""
+    from ollama_resident import render
+    from ollama_resident.cli._output import Output
+    from ollama_resident.residency import select_unload_targets
+
     out = Output(quiet=quiet or json_output, json=json_output)
     with _session(host, 10.0, wait, out, profile_host) as client:
         snapshot = client.ps()
-        targets = select_unload_targets(snapshot, names, all_models=all_models, keep=keep or [])
+        targets = select_unload_targets(snapshot, names, all_models=all_models, keep=keep)
         if not targets:
             out.info("Nothing to unload.")
             results: list[UnloadOutcome] = []
