@@ -26,6 +26,7 @@ from ollama_resident.errors import (
     ResidentError,
     ServerTooOld,
     ServerUnreachable,
+    UsageError,
 )
 from ollama_resident.host import Host, redact
 from ollama_resident.models import ModelInfo, PsSnapshot
@@ -121,7 +122,6 @@ class OllamaClient:
     ) -> httpx.Response:
         import httpx
 
-        client = self._client()
         timeout: httpx.Timeout | None = None
         if read_timeout != "default":
             timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout, read=read_timeout)
@@ -129,7 +129,11 @@ class OllamaClient:
         if timeout is not None:
             kwargs["timeout"] = timeout
         try:
-            response = client.request(method, path, json=body, **kwargs)
+            response = self._client().request(method, path, json=body, **kwargs)
+        except httpx.InvalidURL as exc:  # host.check_host refuses these first
+            raise UsageError(
+                f"the server address {self.display_url} is not a URL: {_reason(exc)}"
+            ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ServerUnreachable(self.display_url, _reason(exc)) from None
         except httpx.TimeoutException:

@@ -18,7 +18,16 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Host", "parse_host", "redact"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "Host",
+    "HostError",
+    "check_host",
+    "host_problem",
+    "parse_host",
+    "redact",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11434
@@ -140,6 +149,10 @@ def _connectable(host: str) -> str:
     return host
 
 
+class HostError(ValueError):
+    """A host value this tool cannot use; ``str()`` says why in words."""
+
+
 def parse_host(value: str | None) -> Host:
     """Parse an ``OLLAMA_HOST`` value (or ``--host``) exactly like ``envconfig.Host()``.
 
@@ -198,6 +211,74 @@ def parse_host(value: str | None) -> Host:
         username=username,
         password=password,
     )
+
+
+# Letters (any script, for internationalised names), digits, '-', '_' and '.'.
+_HOSTNAME_CHAR = re.compile(r"[\w.-]")
+
+
+def host_problem(value: str | None) -> str | None:
+    """Why this tool cannot use ``value`` as a server address, or None when it can.
+
+    Ollama reads some values it cannot use by falling back to a default: an
+    invalid port (``127.0.0.1:99999``, ``:-1``, ``:abc``) becomes the scheme's
+    default port with only a warning in the server's log (``envconfig.Host()``,
+    "invalid port, using default"), so a command would quietly reach another
+    server. Those, and values no connection can be made with, are refused:
+
+    - a port that is not a number from 1 to 65535 (an empty one, ``host:``, is the
+      default, as in Ollama);
+    - a scheme other than http or https (``tcp://``);
+    - an address Go's ``net.SplitHostPort`` rejects and that is not an IP address
+      either (``http://[::1:11601``, ``a:b:c``);
+    - a host name with characters no host name has (spaces, ``<``, ``%``, controls).
+
+    Every value Ollama's ``TestHost`` table reads as written stays valid.
+
+    >>> host_problem("127.0.0.1:99999")
+    'port "99999" is not a number from 1 to 65535'
+    >>> host_problem("http://[::1:11601") is None, host_problem("[::1]:11601") is None
+    (False, True)
+    """
+    s = (value or "").strip().strip("\"'").strip()
+    scheme, sep, hostport = s.partition("://")
+    if sep and scheme.lower() not in ("http", "https"):
+        return f'scheme "{scheme}" is not http or https'
+    if not sep:
+        hostport = s
+    hostport = hostport.partition("/")[0]
+    hostport = hostport.rpartition("@")[2]
+    split = _split_host_port(hostport)
+    if split is not None:
+        host, port_text = split
+        if port_text:
+            port = _parse_port(port_text, -1)
+            if port < 1:
+                return f'port "{port_text}" is not a number from 1 to 65535'
+    else:
+        trimmed = hostport.strip("[]")
+        if _is_ip(trimmed):
+            return None
+        if "[" in hostport or "]" in hostport:
+            return f'"{hostport}" is not an address: its brackets do not enclose an IPv6 address'
+        if ":" in hostport:
+            return f'"{hostport}" is not an address: too many colons for host:port'
+        host = hostport
+    if host and not _is_ip(host) and not all(_HOSTNAME_CHAR.fullmatch(c) for c in host):
+        bad = next(c for c in host if not _HOSTNAME_CHAR.fullmatch(c))
+        return f"host name {host!r} contains {bad!r}, which no host name has"
+    return None
+
+
+def check_host(value: str | None) -> Host:
+    """:func:`parse_host` for a value the tool will connect to; HostError if it cannot.
+
+    See :func:`host_problem` for what is refused.
+    """
+    problem = host_problem(value)
+    if problem is not None:
+        raise HostError(problem)
+    return parse_host(value)
 
 
 # scheme://userinfo@ -- userinfo ends at the last '@' before '/', '?', '#' or a space.

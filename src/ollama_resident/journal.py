@@ -233,7 +233,7 @@ def _parse_lines(lines: Iterable[bytes] | IO[bytes]) -> Iterator[Event]:
 def _parse(line: bytes) -> Event | None:
     try:
         data: Any = json.loads(line)
-    except ValueError:  # includes UnicodeDecodeError
+    except (ValueError, RecursionError):  # includes UnicodeDecodeError; [[[... nested deep
         return None
     if not isinstance(data, dict):
         return None

@@ -208,61 +208,61 @@ class _Locator:
 
     It reads headers, ``key =`` lines and quoted strings, which is all a profiles
     file uses; when it cannot tell, it returns None and the message goes without.
+    Built in one pass (the table each line belongs to is kept per line), so every
+    lookup is linear in the file at worst and a large file never costs a square.
     """
 
     def __init__(self, text: str | None) -> None:
         self.lines = text.splitlines() if text else []
         self.headers: list[tuple[int, list[str]]] = []
+        self._header_at: dict[int, list[str]] = {}
+        self._header_lines: list[int] = []
+        self._prefix: list[list[str]] = []  # the table each line belongs to
+        prefix: list[str] = []
         for i, line in enumerate(self.lines):
-            m = _HEADER.fullmatch(line)
+            m = _HEADER.fullmatch(line) if line.lstrip().startswith("[") else None
             if m is not None:
                 keys = _split_dotted(m.group(2))
                 if keys is not None:
                     self.headers.append((i, keys))
+                    self._header_at[i] = keys
+                    self._header_lines.append(i)
+                    prefix = keys
+            self._prefix.append(prefix)
 
     def _key_at(self, i: int) -> list[str] | None:
         m = _KEYLINE.match(self.lines[i])
         return _split_dotted(m.group(1)) if m else None
 
-    def _table_prefix(self, i: int) -> list[str]:
-        """The table a line belongs to: the last header above it."""
-        prefix: list[str] = []
-        for line, keys in self.headers:
-            if line > i:
-                break
-            prefix = keys
-        return prefix
-
     def _full_key(self, i: int) -> list[str] | None:
         key = self._key_at(i)
-        return None if key is None else self._table_prefix(i) + key
+        return None if key is None else self._prefix[i] + key
+
+    def _next_header(self, i: int) -> int:
+        """The first header line after line ``i``, or the end of the file."""
+        import bisect
+
+        k = bisect.bisect_right(self._header_lines, i)
+        return self._header_lines[k] if k < len(self._header_lines) else len(self.lines)
 
     def top_key(self, key: str) -> int | None:
         for i in range(len(self.lines)):
-            for path in (self._header_keys(i), self._full_key(i)):
+            for path in (self._header_at.get(i), self._full_key(i)):
                 if path and path[0] == key:
                     return i + 1
         return None
 
-    def _header_keys(self, i: int) -> list[str] | None:
-        return next((k for line, k in self.headers if line == i), None)
-
     def profile_span(self, name: str) -> tuple[int, int] | None:
         """0-based [start, end) of the lines that define profile ``name``."""
-        for idx, (line, keys) in enumerate(self.headers):
+        for line, keys in self.headers:
             if keys == ["profiles", name]:
-                end = self.headers[idx + 1][0] if idx + 1 < len(self.headers) else len(self.lines)
-                return line, end
+                return line, self._next_header(line)
         # `[profiles]` with `name = {...}`, or a dotted `profiles.name.models = [...]`.
         for i in range(len(self.lines)):
-            full = self._full_key(i)
-            if full is not None and full[:2] == ["profiles", name]:
-                nxt = [h for h, _ in self.headers if h > i]
-                return i, nxt[0] if nxt else len(self.lines)
-            header = self._header_keys(i)
-            if header is not None and header[:2] == ["profiles", name]:
-                nxt = [h for h, _ in self.headers if h > i]
-                return i, nxt[0] if nxt else len(self.lines)
+            header = self._header_at.get(i)
+            path = header if header is not None else self._full_key(i)
+            if path is not None and path[:2] == ["profiles", name]:
+                return i, self._next_header(i)
         return None
 
     def profile(self, name: str) -> int | None:
@@ -304,17 +304,37 @@ class _Locator:
 # -- validation --------------------------------------------------------------------------------
 
 
+def _at(method: Callable[..., int | None], *args: Any) -> Callable[[_Locator], int | None]:
+    """A line lookup to run only if an error is raised: ``_at(_Locator.profile, name)``."""
+    return lambda where: method(where, *args)
+
+
 class _Ctx:
     """Builds ProfileErrors for one file: location, line, hint."""
 
     def __init__(self, path: str | os.PathLike[str], text: str | None) -> None:
         self.path = str(path)
-        self.where = _Locator(text)
+        self._text = text
+        self._where: _Locator | None = None
+
+    @property
+    def where(self) -> _Locator:
+        """The line finder, built only when an error needs a line."""
+        if self._where is None:
+            self._where = _Locator(self._text)
+        return self._where
 
     def error(
-        self, message: str, *, location: str | None, line: int | None, hint: str | None = None
+        self,
+        message: str,
+        *,
+        location: str | None,
+        line: Callable[[_Locator], int | None] | None,
+        hint: str | None = None,
     ) -> ProfileError:
-        return ProfileError(self.path, message, line=line, location=location, hint=hint)
+        """``line`` finds the line from the locator; it runs only here, on an error."""
+        found = line(self.where) if line is not None else None
+        return ProfileError(self.path, message, line=found, location=location, hint=hint)
 
 
 def _type_name(value: object) -> str:
@@ -383,22 +403,21 @@ def _keep_alive(value: object) -> KeepAlive:
 
 def _profile(ctx: _Ctx, name: str, data: object) -> Profile:
     loc = f"profiles -> {name}"
-    where = ctx.where
     problem = validate_profile_name(name)
     if problem is not None:
-        raise ctx.error(problem, location=loc, line=where.profile(name))
+        raise ctx.error(problem, location=loc, line=_at(_Locator.profile, name))
     if not isinstance(data, dict):
         raise ctx.error(
             f"a profile must be a table ([profiles.{name}]), not {_type_name(data)}",
             location=loc,
-            line=where.profile(name),
+            line=_at(_Locator.profile, name),
         )
     for key in data:
         if key not in PROFILE_KEYS:
             raise ctx.error(
                 f'unknown key "{key}"',
                 location=loc,
-                line=where.profile_key(name, key),
+                line=_at(_Locator.profile_key, name, key),
                 hint=_unknown_key_hint(key, PROFILE_KEYS),
             )
 
@@ -410,13 +429,16 @@ def _profile(ctx: _Ctx, name: str, data: object) -> Profile:
             raise ctx.error(
                 str(exc),
                 location=f"{loc} -> keep_alive",
-                line=where.profile_key(name, "keep_alive"),
+                line=_at(_Locator.profile_key, name, "keep_alive"),
             ) from None
 
     host: str | None = None
     if "host" in data:
         raw = data["host"]
-        line = where.profile_key(name, "host")
+
+        def line(w: _Locator) -> int | None:
+            return w.profile_key(name, "host")
+
         if not isinstance(raw, str):
             raise ctx.error(
                 f'must be a string such as "http://gpu-box:11434", not {_type_name(raw)}',
@@ -439,20 +461,30 @@ def _profile(ctx: _Ctx, name: str, data: object) -> Profile:
             )
         if any(c.isspace() for c in host):
             raise ctx.error(f'"{host}" contains a space', location=f"{loc} -> host", line=line)
+        from ollama_resident.host import host_problem, redact
+
+        problem = host_problem(host)
+        if problem is not None:
+            raise ctx.error(
+                f'"{redact(host)}" cannot be used: {problem}',
+                location=f"{loc} -> host",
+                line=line,
+                hint='for example "http://gpu-box:11434" or "https://gpu-box/ollama"',
+            )
 
     exclusive = data.get("exclusive", False)
     if not isinstance(exclusive, bool):
         raise ctx.error(
             f"must be true or false, not {_type_name(exclusive)}",
             location=f"{loc} -> exclusive",
-            line=where.profile_key(name, "exclusive"),
+            line=_at(_Locator.profile_key, name, "exclusive"),
         )
 
     if "models" not in data:
         raise ctx.error(
             'has no "models" key',
             location=loc,
-            line=where.profile(name),
+            line=_at(_Locator.profile, name),
             hint='list them: models = ["llama3.2", { name = "nomic-embed-text", '
             'keep_alive = "30m" }] (an empty list is allowed)',
         )
@@ -461,7 +493,7 @@ def _profile(ctx: _Ctx, name: str, data: object) -> Profile:
         raise ctx.error(
             f'must be an array such as ["llama3.2"], not {_type_name(raw_models)}',
             location=f"{loc} -> models",
-            line=where.profile_key(name, "models"),
+            line=_at(_Locator.profile_key, name, "models"),
         )
     models: list[ProfileModel] = []
     seen: dict[str, int] = {}
@@ -474,7 +506,7 @@ def _profile(ctx: _Ctx, name: str, data: object) -> Profile:
             raise ctx.error(
                 f'"{model.name}" is listed twice (also models[{first}], "{models[first].name}")',
                 location=f"{loc} -> models[{index}]",
-                line=where.model(name, model.name, occurrences[model.name] - 1),
+                line=_at(_Locator.model, name, model.name, occurrences[model.name] - 1),
                 hint="keep one entry per model; put its keep_alive and num_ctx there",
             )
         seen[key] = index
@@ -488,14 +520,18 @@ def _model(
     ctx: _Ctx, profile: str, index: int, item: object, occurrences: dict[str, int]
 ) -> ProfileModel:
     loc = f"profiles -> {profile} -> models[{index}]"
-    where = ctx.where
-    models_line = where.profile_key(profile, "models")
+
+    def models_line(w: _Locator) -> int | None:
+        return w.profile_key(profile, "models")
+
     if isinstance(item, str):
         occurrence = occurrences.get(item, 0)
         occurrences[item] = occurrence + 1
         problem = validate_model_name(item)
         if problem is not None:
-            raise ctx.error(problem, location=loc, line=where.model(profile, item, occurrence))
+            raise ctx.error(
+                problem, location=loc, line=_at(_Locator.model, profile, item, occurrence)
+            )
         return ProfileModel(item.strip())
     if not isinstance(item, dict):
         raise ctx.error(
@@ -505,11 +541,15 @@ def _model(
             line=models_line,
         )
     raw_name = item.get("name")
-    line = models_line
+    line: Callable[[_Locator], int | None] = models_line
     if isinstance(raw_name, str):
         occurrence = occurrences.get(raw_name, 0)
         occurrences[raw_name] = occurrence + 1
-        line = where.model(profile, raw_name, occurrence)
+
+        def named_line(w: _Locator) -> int | None:
+            return w.model(profile, raw_name, occurrence)
+
+        line = named_line
         loc = f"{loc} ({raw_name.strip()})" if raw_name.strip() else loc
     for key in item:
         if key not in MODEL_KEYS:
@@ -573,7 +613,7 @@ def validate(
             raise ctx.error(
                 f'unknown top-level key "{key}"',
                 location=None,
-                line=ctx.where.top_key(key),
+                line=_at(_Locator.top_key, key),
                 hint="a profiles file holds only [profiles.NAME] tables",
             )
     raw = data.get("profiles", {})
@@ -581,7 +621,7 @@ def validate(
         raise ctx.error(
             f"must be a table of profiles ([profiles.NAME]), not {_type_name(raw)}",
             location="profiles",
-            line=ctx.where.top_key("profiles"),
+            line=_at(_Locator.top_key, "profiles"),
         )
     profiles = {name: _profile(ctx, name, body) for name, body in raw.items()}
     return ProfilesFile(Path(path), profiles)
@@ -626,10 +666,49 @@ def _parse_toml(text: str) -> dict[str, Any]:
     return data
 
 
-def _read_text(path: Path) -> str | None:
-    """The file's text; None if it does not exist. Errors become ProfileError."""
+# A profiles file of 10 000 models is about 400 KB; anything past this is not one
+# (``--profiles /dev/zero``, a log given by mistake) and is refused before parsing.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+def _check_regular(path: Path) -> None:
+    """ProfileError for an existing path that is not a regular file (a device, a FIFO)."""
+    import stat
+
     try:
-        raw = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing (created on write) or unreadable (reported by the read)
+    if stat.S_ISDIR(mode):
+        raise ProfileError(str(path), "is a directory, not a profiles file")
+    if not stat.S_ISREG(mode):
+        raise ProfileError(
+            str(path),
+            "is not a regular file (a device or a pipe), so it cannot hold profiles",
+            hint="point --profiles or $OLLAMA_RESIDENT_PROFILES at the profiles TOML file",
+        )
+
+
+def _read_bounded(path: Path) -> bytes:
+    with path.open("rb") as f:
+        raw = f.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ProfileError(
+            str(path),
+            f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a profiles file",
+            hint="point --profiles or $OLLAMA_RESIDENT_PROFILES at the profiles TOML file",
+        )
+    return raw
+
+
+def _read_text(path: Path) -> str | None:
+    """The file's text; None if it does not exist. Errors become ProfileError.
+
+    At most :data:`MAX_FILE_BYTES` are read, so a device or a huge file is refused
+    with a message instead of filling memory.
+    """
+    try:
+        raw = _read_bounded(path)
     except FileNotFoundError:
         return None
     except IsADirectoryError:
@@ -651,6 +730,13 @@ def load_text(text: str, path: str | os.PathLike[str]) -> ProfilesFile:
         data = _parse_toml(text)
     except ValueError as exc:  # TOMLDecodeError subclasses ValueError
         raise _toml_error(str(path), text, exc) from None
+    except (RecursionError, MemoryError):
+        # Arrays or inline tables nested thousands deep: the parser recurses per level.
+        raise ProfileError(
+            str(path),
+            "not valid TOML for a profiles file: values are nested too deeply to read",
+            hint=_EDIT_HINT,
+        ) from None
     return validate(data, path, text=text)
 
 
@@ -783,6 +869,7 @@ def update(
     written (so comments survive a no-op).
     """
     target = Path(path)
+    _check_regular(target)  # before the lock: never create /dev/zero.lock
     try:
         with file_lock(target, timeout=lock_timeout):
             old_text = _read_text(target)

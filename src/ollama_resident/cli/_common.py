@@ -37,12 +37,31 @@ def state(ctx: typer.Context) -> State:
 
 
 def resolve_host(option: str | None, profile_host: str | None = None) -> Host:
-    """``--host``, then a profile's ``host``, then ``$OLLAMA_HOST``, then the default."""
-    from ollama_resident.host import parse_host
+    """``--host``, then a profile's ``host``, then ``$OLLAMA_HOST``, then the default.
 
-    for value in (option, profile_host, os.environ.get(_env.OLLAMA_HOST)):
+    A value the tool cannot use (``127.0.0.1:99999``, ``http://[::1:11601``) is a
+    UsageError naming the value and where it came from, before anything is sent:
+    Ollama would read an invalid port as its default and reach another server.
+    """
+    from ollama_resident.errors import UsageError
+    from ollama_resident.host import HostError, check_host, parse_host, redact
+
+    sources = (
+        (option, "--host"),
+        (profile_host, "the profile's host"),
+        (os.environ.get(_env.OLLAMA_HOST), _env.OLLAMA_HOST),
+    )
+    for value, source in sources:
         if value is not None and value.strip():
-            return parse_host(value)
+            try:
+                return check_host(value)
+            except HostError as exc:
+                shown = redact(value).replace("\\", "\\\\").replace('"', '\\"')
+                raise UsageError(
+                    f'{source} "{shown}" cannot be used: {exc}',
+                    hint="give the server as HOST[:PORT] or http(s)://HOST[:PORT][/PATH], "
+                    "e.g. 127.0.0.1:11434 or https://gpu-box/ollama",
+                ) from None
     return parse_host(None)
 
 
