@@ -19,6 +19,7 @@ __all__ = [
     "RunningModel",
     "canonical_name",
     "human_bytes",
+    "name_starts_with",
     "names_match",
     "processor_text",
 ]
@@ -57,8 +58,36 @@ def canonical_name(name: str) -> str:
 
 
 def names_match(a: str, b: str) -> bool:
-    """True when two names as users type them refer to the same model."""
+    """True when two names as users type them refer to the same model.
+
+    The one rule for comparing names, everywhere: ``tiny``, ``Tiny:latest`` and
+    ``registry.ollama.ai/library/tiny:latest`` are one model.
+
+    >>> names_match("tiny", "Tiny:latest"), names_match("tiny", "tiny:1b")
+    (True, False)
+    """
     return canonical_name(a) == canonical_name(b)
+
+
+def name_starts_with(name: str, prefix: str) -> bool:
+    """``ps PREFIX``: the same model as ``prefix``, or a name that starts with it.
+
+    Compared by the rule of :func:`names_match` (case folded, the default
+    registry and namespace dropped), so ``ps tiny`` lists ``Tiny:latest``.
+
+    >>> name_starts_with("Tiny:latest", "tiny"), name_starts_with("tinyllama:1b", "tiny")
+    (True, True)
+    >>> name_starts_with("llama3.2:latest", "registry.ollama.ai/library/llama3.2")
+    True
+    >>> name_starts_with("qwen2.5:14b", "tiny")
+    False
+    """
+    if names_match(name, prefix):
+        return True
+    short = canonical_name(prefix).removesuffix(":latest")
+    if ":" in prefix.rpartition("/")[2]:
+        short = canonical_name(prefix)  # the user typed a tag: keep it as typed
+    return canonical_name(name).startswith(short)
 
 
 def human_bytes(n: int) -> str:
@@ -104,6 +133,11 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def _opt_int(value: Any) -> int | None:
+    """An integer the server sent, or None when it sent none (absent is not 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 @dataclass(frozen=True)
 class RunningModel:
     """One entry of ``GET /api/ps``."""
@@ -113,7 +147,7 @@ class RunningModel:
     digest: str
     size: int
     size_vram: int
-    context_length: int
+    context_length: int | None  # None: the server did not say (before Ollama 0.6.x)
     expires_at_raw: str
     expires_at: datetime | None
     details: Mapping[str, Any] = field(default_factory=dict)
@@ -133,7 +167,7 @@ class RunningModel:
             digest=str(data.get("digest") or "").removeprefix("sha256:"),
             size=_int(data.get("size")),
             size_vram=_int(data.get("size_vram")),
-            context_length=_int(data.get("context_length")),
+            context_length=_opt_int(data.get("context_length")),
             expires_at_raw=raw,
             expires_at=expires,
             details=dict(details) if isinstance(details, Mapping) else {},
@@ -192,10 +226,10 @@ class PsSnapshot:
         return None
 
     def filter_prefix(self, prefix: str | None) -> PsSnapshot:
-        """Rows whose name starts with ``prefix``, as ``ollama ps PREFIX`` does."""
+        """Rows whose name starts with ``prefix`` (compared as :func:`names_match` does)."""
         if not prefix:
             return self
-        kept = tuple(m for m in self.models if m.name.startswith(prefix))
+        kept = tuple(m for m in self.models if name_starts_with(m.name, prefix))
         return PsSnapshot(models=kept, taken_at=self.taken_at)
 
     @property

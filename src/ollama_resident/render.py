@@ -59,8 +59,10 @@ STATE_OVERDUE = v.STATE_OVERDUE
 
 
 def dumps(data: Any) -> str:
-    """The one JSON style of this tool: stable key order, no markup."""
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    """The one JSON style of this tool: stable key order, no markup, no raw controls."""
+    from ollama_resident.textsafe import json_safe
+
+    return json_safe(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 def model_state(model: RunningModel, now: datetime) -> str:
@@ -89,10 +91,13 @@ def until_text(model: RunningModel, now: datetime) -> str:
 
 
 def ps_rows(snapshot: PsSnapshot, now: datetime) -> list[tuple[str, ...]]:
+    """One row per model; the server's text shown with its control characters escaped."""
+    from ollama_resident.textsafe import printable
+
     return [
         (
-            m.name,
-            m.short_id,
+            printable(m.name),
+            printable(m.short_id),
             human_bytes(m.size),
             m.processor,
             str(m.context_length) if m.context_length else "-",
@@ -138,7 +143,11 @@ def table(
         c if isinstance(c, Column) else Column(c, "right" if c in v.RIGHT_ALIGNED else "left")
         for c in columns
     ]
-    return fit(cols, [tuple(r) for r in rows], width)
+    from ollama_resident.textsafe import printable
+
+    # Every cell one line with its control characters escaped: a name from the
+    # server can neither act on the terminal nor forge a row.
+    return fit(cols, [tuple(printable(c) for c in r) for r in rows], width)
 
 
 def plain_table(

@@ -75,6 +75,12 @@ latency=0.0)``
         ``{"error": ...}`` line, with status 200.
         ``set_load_delay(seconds, model=None)``: global or per model. ``clear_faults()`` removes
         every fault (per-model load delays and holds included).
+        ``reply_next(path, body, *, status=200, content_type=json, times=1)``: the next N
+        requests to path get this raw answer (``times=0``: until ``clear_faults()``).
+        ``not_ollama_next(path, kind, *, times=1)``: a reply from something else: ``kind`` is
+        a key of ``NOT_OLLAMA`` (``html-502`` nginx's Bad Gateway page, ``plain-text``,
+        ``empty``, ``truncated-json``, ``wrong-shape`` ``{"models":"oops"}``).
+        ``mute = True``: every request is read and never answered until the client leaves.
     Holds (wait on events, not on time)
         ``hold_loads(model=None)`` / ``release_loads(model=None)``: loads of that model (every
         model if None) stay in progress until released; a client that goes away still aborts.
@@ -157,7 +163,7 @@ from .durations import (
     parse_go_duration,
     parse_go_time,
 )
-from .faults import DEFAULT_LOAD_ERROR, FaultsMixin
+from .faults import DEFAULT_LOAD_ERROR, NGINX_502, NOT_OLLAMA, FaultsMixin
 from .handlers import EndpointsMixin
 from .holds import HoldsMixin
 from .models import DEFAULT_MODELS, FakeModel
@@ -172,6 +178,8 @@ __all__ = [
     "DEFAULT_MODELS",
     "MAX_DURATION",
     "MIN_DURATION",
+    "NGINX_502",
+    "NOT_OLLAMA",
     "FakeModel",
     "FakeOllama",
     "GoDurationError",
@@ -264,6 +272,8 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         self._load_delays: dict[tuple[str, str, str, str], float] = {}
         self._held_loads: set[tuple[str, str, str, str] | None] = set()
         self._held_requests: set[tuple[str, str, str, str] | None] = set()
+        self._replies: list[list[Any]] = []
+        self.mute = False  # accept every request and never answer it
         # Ollama's own server log (serverlog.py), written only when asked for.
         self.log_path = log_path
         self._log: FakeServerLog | None = (

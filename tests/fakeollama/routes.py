@@ -106,6 +106,16 @@ class RoutingMixin:
                         headers=dict(h.headers.items()),
                     )
                 )
+            if self.mute:
+                # Accepts the request and never answers, until the client gives up.
+                while not ctx.cancelled():
+                    ctx.stop.wait(0.02)
+                h.close_connection = True
+                return
+            reply = self._take_reply(path)
+            if reply is not None:
+                self._send(h, reply[0], reply[2], reply[1])
+                return
             hang = self._take_hang(path)
             if hang is not None and ctx.stop.wait(hang):
                 h.close_connection = True

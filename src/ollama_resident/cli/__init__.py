@@ -106,6 +106,13 @@ class _Group(TyperGroup):
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`guard --jsonl | head -1`, `ps | head -1`): stop
+            # quietly with success, as a pipeline expects of a command it cut short.
+            from ollama_resident.cli._output import Output
+
+            Output.reader_gone()
+            raise typer.Exit(int(ExitCode.OK)) from None
         except Exception as exc:
             if _debug_enabled(ctx) or type(exc).__module__.startswith("typer"):
                 raise

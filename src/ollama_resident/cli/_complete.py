@@ -45,11 +45,15 @@ def _given(ctx: typer.Context | None) -> set[str]:
 
 
 def _offer(names: Iterable[str], incomplete: str, given: Set[str] = frozenset()) -> list[str]:
+    from ollama_resident.textsafe import is_printable
+
     seen: set[str] = set()
     out = []
     for name in names:
         if not name or not name.startswith(incomplete) or name in seen:
             continue
+        if not is_printable(name):
+            continue  # control characters: the shell would print them raw
         if given:
             from ollama_resident.models import canonical_name
 

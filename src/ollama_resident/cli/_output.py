@@ -9,16 +9,27 @@ module, treat a stream as a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ollama_resident import _env
 
 if TYPE_CHECKING:
+    import threading
+
     from rich.console import Console
 
-__all__ = ["Output", "is_terminal", "table_width"]
+__all__ = [
+    "Output",
+    "deferred_signals",
+    "is_terminal",
+    "safe_renderable",
+    "stop_when_reader_leaves",
+    "table_width",
+]
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -49,8 +60,16 @@ def table_width(stream: TextIO) -> int | None:
 class Output:
     """The one sink commands print through.
 
-    ``quiet`` silences everything but errors and warnings that matter;
-    ``json`` means stdout carries exactly one JSON document.
+    ``quiet`` (``--quiet``): nothing but errors, on any command. Tables, notes,
+    successes and warnings are left out; data asked for with ``--json`` or
+    ``--jsonl`` is still written, and the exit code still tells what happened.
+    ``json`` means stdout carries exactly one JSON document, so notes and
+    successes stay off stderr too (warnings and errors remain).
+
+    Everything written passes :func:`ollama_resident.textsafe.printable`: text
+    from the server never reaches the terminal as a control sequence. A reader
+    that goes away (``| head -1``) raises BrokenPipeError once, after stdout is
+    pointed at /dev/null; the CLI's error boundary turns it into a quiet exit 0.
     """
 
     def __init__(self, *, quiet: bool = False, json: bool = False) -> None:
@@ -81,6 +100,7 @@ class Output:
             from rich.console import Console
 
             self._out = Console(highlight=False, soft_wrap=False)
+            self._out.push_render_hook(_safe_hook())
         return self._out
 
     def err_console(self) -> Console:
@@ -88,34 +108,66 @@ class Output:
             from rich.console import Console
 
             self._err = Console(stderr=True, highlight=False)
+            self._err.push_render_hook(_safe_hook())
         return self._err
 
     # -- data --------------------------------------------------------------------------------
 
     def data(self, text: str) -> None:
-        """A line (or block) of data on stdout."""
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        """A line (or block) of data on stdout, control characters escaped."""
+        from ollama_resident.textsafe import printable
+
+        _write_stdout(printable(text, keep_newlines=True) + "\n")
 
     def renderable(self, obj: Any, plain: str) -> None:
         """Data with a rich form for terminals and a plain form for everything else."""
         if self.rich_stdout:
-            self.out_console().print(obj)
+            try:
+                self.out_console().print(obj)
+            except BrokenPipeError:
+                _reader_gone()
+                raise
         else:
             self.data(plain)
+
+    def jsonl(self, records: Iterable[Any]) -> None:
+        """One JSON object per line, each line written whole or not at all.
+
+        Each line goes out in one write with SIGINT, SIGTERM and SIGHUP held back
+        until it is complete: a signal arriving mid-write is handled after the
+        newline, never between an object and its newline.
+        """
+        import json
+
+        from ollama_resident.textsafe import json_safe
+
+        for record in records:
+            line = json_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            _write_whole((line + "\n").encode("utf-8", "backslashreplace"))
+
+    @staticmethod
+    def reader_gone() -> None:
+        """Point stdout at /dev/null: its reader has gone, and nothing may fail at exit."""
+        _reader_gone()
 
     # -- messages ----------------------------------------------------------------------------
 
     def _message(self, text: str, style: str, prefix: str = "") -> None:
-        if self.rich_stderr:
-            from rich.text import Text
+        from ollama_resident.textsafe import printable
 
-            line = Text(prefix, style=f"bold {style}") if prefix else Text()
-            line.append(text, style=style if not prefix else "")
-            self.err_console().print(line)
-        else:
-            sys.stderr.write(f"{prefix}{text}\n")
-            sys.stderr.flush()
+        text = printable(text)  # one line, whatever the server put in it
+        try:
+            if self.rich_stderr:
+                from rich.text import Text
+
+                line = Text(prefix, style=f"bold {style}") if prefix else Text()
+                line.append(text, style=style if not prefix else "")
+                self.err_console().print(line)
+            else:
+                sys.stderr.write(f"{prefix}{text}\n")
+                sys.stderr.flush()
+        except BrokenPipeError:
+            _devnull(sys.stderr)  # nobody reads messages any more; carry on
 
     def info(self, text: str) -> None:
         if not self.quiet:
@@ -126,10 +178,177 @@ class Output:
             self._message(text, "green")
 
     def warn(self, text: str) -> None:
-        """Shown even with --quiet: something is not as the user asked."""
-        self._message(text, "yellow", "warning: ")
+        """Something is not as the user asked; left out with --quiet (errors only)."""
+        if not self.quiet:
+            self._message(text, "yellow", "warning: ")
 
     def error(self, text: str, hint: str | None = None) -> None:
+        """Always shown, --quiet or not."""
         self._message(text, "red", "error: ")
         if hint:
             self._message(hint, "dim", "  hint: ")
+
+
+# -- writing safely ------------------------------------------------------------------------------
+
+
+def _devnull(stream: TextIO) -> None:
+    """Point ``stream`` at /dev/null, so later writes and the flush at exit are silent."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file (a test runner's buffer)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def _reader_gone() -> None:
+    _devnull(sys.stdout)
+
+
+def _write_stdout(text: str) -> None:
+    """Write and flush; BrokenPipeError (the reader left) after silencing stdout."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_gone()
+        raise
+
+
+def _write_whole(data: bytes) -> None:
+    """Write ``data`` to stdout whole, or not at all if a signal comes before any of it.
+
+    Signals are held back while writing; one that arrives before the first byte
+    went out (a reader that does not read, a Ctrl-C) stops the write with nothing
+    written, and acts as soon as the block ends. Once bytes are out, the rest
+    follows before any signal acts.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        fd = -1
+    try:
+        sys.stdout.flush()
+        with deferred_signals() as caught:
+            if fd < 0:  # not a real file (a test runner's buffer): one write call
+                sys.stdout.write(data.decode("utf-8"))
+                sys.stdout.flush()
+                return
+            import select
+
+            written = 0
+            while written < len(data):
+                if written == 0 and caught:
+                    return  # nothing written yet: let the signal act
+                if not select.select([], [fd], [], 0.2)[1]:
+                    continue
+                written += os.write(fd, data[written:])
+    except BrokenPipeError:
+        _reader_gone()
+        raise
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[list[int]]:
+    """Hold SIGINT, SIGTERM and SIGHUP back inside the block; they act right after it.
+
+    Python runs a signal handler between two bytecodes, so a Ctrl-C or SIGTERM
+    could otherwise cut a write in two (an object without its newline). Inside
+    the block a signal is only noted (the yielded list says which arrived); on
+    leaving, the real handlers are put back and each noted signal is handed to
+    its handler, which may raise. Outside the main thread the block runs as is.
+    """
+    import signal
+    import threading
+
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def note(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        num = getattr(signal, name, None)
+        if num is not None:
+            previous[num] = signal.signal(num, note)
+    try:
+        yield caught
+    finally:
+        for num, handler in previous.items():
+            signal.signal(num, handler if handler is not None else signal.SIG_DFL)
+        for num in dict.fromkeys(caught):  # each signal once, in arrival order
+            handler = previous.get(num)
+            if callable(handler):
+                handler(num, None)
+            elif handler in (None, signal.SIG_DFL):
+                signal.raise_signal(num)
+
+
+def stop_when_reader_leaves(stop: threading.Event) -> None:
+    """Set ``stop`` when nobody reads stdout any more (``guard --jsonl | head -1``).
+
+    A pipe whose reader has gone reports POLLERR at once, but a write would only fail
+    at the next event, which may be hours away on a quiet server. Only for a pipe;
+    a thread polls it every half second.
+    """
+    import select
+    import stat
+    import threading
+
+    try:
+        fd = sys.stdout.fileno()
+        is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return
+    if not is_pipe or not hasattr(select, "poll"):
+        return
+    poller = select.poll()
+    poller.register(fd, 0)  # errors and hang-ups are always reported
+
+    def check() -> None:
+        while not stop.is_set():
+            if poller.poll(500):
+                stop.set()
+
+    threading.Thread(target=check, name="stdout-reader", daemon=True).start()
+
+
+class _Safe:
+    """A rich renderable whose text segments have their control characters escaped."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.segment import Segment
+
+        from ollama_resident.textsafe import printable
+
+        for segment in console.render(self.inner, options):
+            if segment.control or segment.text.isprintable():
+                yield segment
+            else:
+                yield Segment(printable(segment.text, keep_newlines=True), segment.style)
+
+
+def _safe_hook() -> Any:
+    """A render hook for this tool's consoles: everything printed goes through :class:`_Safe`."""
+    from rich.console import RenderHook
+
+    class SafeHook(RenderHook):
+        def process_renderables(self, renderables: list[Any]) -> list[Any]:
+            return [_Safe(r) for r in renderables]
+
+    return SafeHook()
+
+
+def safe_renderable(obj: Any) -> Any:
+    """``obj`` for a rich console, with any server text in it unable to act on the terminal."""
+    return _Safe(obj)

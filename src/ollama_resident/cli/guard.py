@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
@@ -237,6 +236,8 @@ def _guarding(g: Guard, interval: float) -> str:
 
 
 def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float) -> None:
+    from ollama_resident.cli._output import stop_when_reader_leaves
+
     client, watcher = g.client, g.watcher
     if wait > 0:
         from ollama_resident.cli.load import wait_for_server
@@ -254,8 +255,10 @@ def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float)
             raise typer.Exit(1)
         return
     out.info(f"{_guarding(g, interval)} (Ctrl-C to stop)")
+    stop = threading.Event()
+    stop_when_reader_leaves(stop)  # `guard --jsonl | head -1` ends when head does
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it normally
-        g.run()
+        g.run(stop)
 
 
 def _run_many(
@@ -263,6 +266,7 @@ def _run_many(
 ) -> None:
     """Every guard in its own thread: a host down or slow holds up no other."""
     from ollama_resident import fleet
+    from ollama_resident.cli._output import stop_when_reader_leaves
     from ollama_resident.errors import ResidentError, ServerUnreachable
     from ollama_resident.residency import wait_ready
 
@@ -295,6 +299,7 @@ def _run_many(
         out.info(_guarding(g, interval))
     out.info("(Ctrl-C to stop)")
     stop = threading.Event()
+    stop_when_reader_leaves(stop)
 
     def run(g: Guard) -> None:
         try:
@@ -312,14 +317,7 @@ def _print(events: list[Event], out: Output, as_jsonl: bool, *, with_host: bool 
     if not events:
         return
     if as_jsonl:
-        import json
-
-        for e in events:
-            # One write per line: a SIGTERM between two writes must not glue the closing
-            # event to a line without its newline.
-            line = json.dumps(e.to_json(), ensure_ascii=False, separators=(",", ":"))
-            sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        out.jsonl(e.to_json() for e in events)
         for e in events:
             if e.event in ("conflict", "restore_failed"):
                 out.warn(f"{e.host}  {e.model}  {_text(e)}" if with_host else _text(e))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -97,7 +95,7 @@ def watch(
     from ollama_resident import paths
     from ollama_resident.cli._common import resolve_host
     from ollama_resident.cli._metrics import metrics_board
-    from ollama_resident.cli._output import Output
+    from ollama_resident.cli._output import Output, stop_when_reader_leaves
     from ollama_resident.client import OllamaClient
     from ollama_resident.fleet import unique_hosts
     from ollama_resident.journal import Journal
@@ -124,7 +122,7 @@ def watch(
                 where = ", ".join(c.display_url for c in clients)
                 out.info(f"watching {where} every {interval:g}s; {recording} (Ctrl-C to stop)")
                 stop = threading.Event()
-                _stop_when_reader_leaves(stop)
+                stop_when_reader_leaves(stop)
                 try:
                     _run_all(
                         watchers, stop, lambda events: _print_jsonl(events, out, watchers, count)
@@ -169,56 +167,16 @@ def _print_jsonl(
     watchers: list[Watcher],
     count: Callable[[list[Event]], None] | None,
 ) -> None:
-    import json
-
     if count is not None:
         count(events)
-    try:
-        for e in events:
-            # One write per line: a SIGTERM between two writes must not glue the closing
-            # event to a line without its newline.
-            line = json.dumps(e.to_json(), ensure_ascii=False, separators=(",", ":"))
-            sys.stdout.write(line + "\n")
-            if e.event == "server_down":
-                out.warn(f"Ollama at {e.host} is not answering; still trying")
-            elif e.event == "server_up":
-                out.info(f"Ollama at {e.host} is answering again")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader went away (`watch --jsonl | head -1`): stop like Ctrl-C, quietly.
-        # Later writes, and Python's own flush at exit, go to /dev/null.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        raise KeyboardInterrupt from None
+    # The words on stderr first: a reader that acts on a line sees them already there.
+    for e in events:
+        if e.event == "server_down":
+            out.warn(f"Ollama at {e.host} is not answering; still trying")
+        elif e.event == "server_up":
+            out.info(f"Ollama at {e.host} is answering again")
+    out.jsonl(e.to_json() for e in events)
     _journal_warning(out, watchers)
-
-
-def _stop_when_reader_leaves(stop: threading.Event) -> None:
-    """Set ``stop`` when nobody reads stdout any more (``watch --jsonl | head -1``).
-
-    A pipe whose reader has gone reports POLLERR at once, but a write would only fail
-    at the next event, which may be hours away on a quiet server.
-    """
-    import select
-    import stat
-
-    try:
-        fd = sys.stdout.fileno()
-        is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
-    except (OSError, ValueError, AttributeError):
-        return
-    if not is_pipe or not hasattr(select, "poll"):
-        return
-    poller = select.poll()
-    poller.register(fd, 0)  # errors and hang-ups are always reported
-
-    def check() -> None:
-        while not stop.is_set():
-            if poller.poll(500):
-                stop.set()
-
-    threading.Thread(target=check, name="stdout-reader", daemon=True).start()
 
 
 _warned: set[str] = set()
@@ -241,6 +199,8 @@ def _run_live(
     from rich.console import Group
     from rich.live import Live
 
+    from ollama_resident.cli._output import safe_renderable
+
     def on_events(events: list[Event]) -> None:
         if count is not None:
             count(events)
@@ -248,8 +208,8 @@ def _run_live(
 
     with Live(
         console=out.out_console(),
-        get_renderable=lambda: Group(
-            *(_live_view(w, recording, out.out_console().width) for w in watchers)
+        get_renderable=lambda: safe_renderable(
+            Group(*(_live_view(w, recording, out.out_console().width) for w in watchers))
         ),
         refresh_per_second=4,
         transient=False,
