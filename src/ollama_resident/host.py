@@ -213,8 +213,9 @@ def parse_host(value: str | None) -> Host:
     )
 
 
-# Letters (any script, for internationalised names), digits, '-', '_' and '.'.
-_HOSTNAME_CHAR = re.compile(r"[\w.-]")
+def _hostname_char(c: str) -> bool:
+    """Letters (any script, for internationalised names), digits, '-', '_' and '.'."""
+    return c.isalnum() or c in "._-"
 
 
 def host_problem(value: str | None) -> str | None:
@@ -264,8 +265,8 @@ def host_problem(value: str | None) -> str | None:
         if ":" in hostport:
             return f'"{hostport}" is not an address: too many colons for host:port'
         host = hostport
-    if host and not _is_ip(host) and not all(_HOSTNAME_CHAR.fullmatch(c) for c in host):
-        bad = next(c for c in host if not _HOSTNAME_CHAR.fullmatch(c))
+    if host and not _is_ip(host) and not all(_hostname_char(c) for c in host):
+        bad = next(c for c in host if not _hostname_char(c))
         return f"host name {host!r} contains {bad!r}, which no host name has"
     return None
 
