@@ -7,6 +7,7 @@ asserts what ``why`` then says.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -133,7 +134,7 @@ def test_a_busy_pinned_model_stopped_twice_is_stopping_then_stopped(
 
 
 def test_a_reload_loop_shows_every_reload_and_counts_them(
-    ollama: FakeOllama, recorder: Recorder
+    ollama: FakeOllama, recorder: Recorder, cli: Callable[..., Any]
 ) -> None:
     # Two clients take turns: one asks for num_ctx 256, the other leaves it to the model.
     recorder.poll()
@@ -159,6 +160,18 @@ def test_a_reload_loop_shows_every_reload_and_counts_them(
         f"Reloaded 3 times between {clock(first)} and {clock(last)}, alternating context 512 "
         "and 256" in why.render_story(story)
     )
+    # The command tells it the same way, newest first: the new runner above the reload.
+    out = cli("why", "tiny", "--no-server-log").stdout
+    assert out.startswith("tiny:latest: loaded (last seen "), out
+    assert "Last departure" in out.splitlines()[0] and "reloaded: context 512 -> 256" in out
+    told = [
+        line[12:]
+        for line in out.splitlines()
+        if re.match(r"  \d\d:\d\d:\d\d  ", line) and "recording stopped" not in line
+    ]
+    assert told[0].startswith("loaded again by the reload")
+    assert told[1].startswith("reloaded: context 512 -> 256")
+    assert "Reloaded 3 times between" in out
 
 
 def test_one_reload_seen_by_a_watch_and_a_guard_is_told_once() -> None:

@@ -505,7 +505,10 @@ def tell(
         else:
             used.add(twin)
             merged.append(_merge(li, journal_items[twin]))
-    merged.extend(jt for k, jt in enumerate(journal_items) if k not in used)
+    # The journal's items come newest first; add them oldest first like the log's, so that
+    # of two at one moment (a reload's end and the new runner) the later-recorded one
+    # comes first once sorted newest first.
+    merged.extend(jt for k, jt in reversed(list(enumerate(journal_items))) if k not in used)
     order = {id(t): n for n, t in enumerate(merged)}
     merged.sort(key=lambda t: (t.time, order[id(t)]), reverse=True)
     items = tuple(merged[:limit])
