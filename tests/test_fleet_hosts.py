@@ -126,7 +126,7 @@ def test_hosts_are_asked_at_once(three, tmp_path: Path):
     b.hold_path("/api/ps")
     env = {**os.environ, "OLLAMA_RESIDENT_HOME": str(tmp_path), "NO_COLOR": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ollama_resident", "ps", "--json", *_hosts(a, b)],
+        [sys.executable, "-m", "ollama_resident", "ps", "--json", "--timeout", "60", *_hosts(a, b)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -271,3 +271,48 @@ def test_docs_list_every_metric_and_no_other():
     docs = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
     documented = set(re.findall(r"^\| `(ollama_resident_\w+)` \|", docs, re.M))
     assert documented == emitted
+
+
+def test_a_host_with_credentials_is_labelled_without_them(ollama: FakeOllama):
+    host = parse_host(ollama.url.replace("http://", "http://alice:s3cret@"))
+    client = OllamaClient(host, timeout=5)
+    watcher = Watcher(client, 0.1, client.display_url, settle_s=0)
+    board = Board()
+    board.add(watcher, {"tiny": "forever"})
+    with client:
+        board.count(watcher.poll_once())
+    text = board.render()
+    assert "s3cret" not in text and "alice" not in text
+    assert _value(text, "ollama_resident_host_up", host=host.display) == 1
+    assert host.display.startswith("http://***@")
+
+
+def test_watch_of_two_hosts_serves_both(tmp_path: Path):
+    a, b = FakeOllama().start(), FakeOllama().start()
+    a.preload("tiny", -1)
+    env = {**os.environ, "OLLAMA_RESIDENT_HOME": str(tmp_path), "NO_COLOR": "1"}
+    argv = [sys.executable, "-m", "ollama_resident", "watch", "--jsonl", "-n", "0.1"]
+    argv += ["--host", a.url, "--host", b.url, "--metrics-port", "0", "--no-journal"]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        match = re.search(r"serving metrics at (http://\S+)", proc.stderr.readline())
+        assert match
+        url = match.group(1)
+
+        def up(host: str) -> float | None:
+            return _value(httpx.get(url, timeout=5).text, "ollama_resident_host_up", host=host)
+
+        wait_until(lambda: up(a.url) == 1 and up(b.url) == 1, 20)
+        text = httpx.get(url, timeout=5).text
+        assert _value(text, "ollama_resident_model_pinned", host=a.url, model="tiny:latest") == 1
+        b.stop()
+        wait_until(lambda: up(b.url) == 0, 20)
+        assert up(a.url) == 1
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+        a.stop()
+        b.stop()
