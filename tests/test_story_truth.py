@@ -281,3 +281,30 @@ def test_nothing_after_that_when_nothing_came_after(ollama: FakeOllama, recorder
     )
     assert story.headline.startswith("tiny:latest: already loaded when recording began")
     assert any("the journal has nothing after that" in n for n in story.notes)
+
+
+def test_two_recorders_seeing_one_change_tell_it_once(
+    ollama: FakeOllama, recorder: Recorder
+) -> None:
+    from ollama_resident.paths import journal_path
+
+    second = Recorder(ollama, journal_path())  # a guard's watcher beside the watch
+    try:
+        ollama.preload("tiny", -1)
+        recorder.poll()
+        second.poll()
+        _post(ollama, "/api/generate", model="tiny", keep_alive="5m")
+        ollama.wait_idle()
+        recorder.poll_until(_is("tiny:latest", "keep_alive_changed", "pin_lost"), "the reset")
+        second.poll_until(_is("tiny:latest", "keep_alive_changed", "pin_lost"), "the reset")
+        second.watcher.stop()
+        recorded = recorder.journal.read()
+        assert [e.reason for e in recorded if e.event == "keep_alive_changed"] == [
+            "pin_lost",
+            "pin_lost",
+        ]
+        story = recorder.story("tiny")
+        resets = [i for i in story.items if i.event and i.event.reason == "pin_lost"]
+        assert len(resets) == 1
+    finally:
+        second.close()
