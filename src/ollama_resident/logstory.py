@@ -70,6 +70,8 @@ class Told:
     sources: tuple[Mapping[str, Any], ...] = ()
     request: Request | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    note: bool = False  # a mark in the timeline (recording stopped, a server start), not
+    # something that happened to the model
 
     @property
     def gone(self) -> bool:
@@ -119,7 +121,11 @@ class TotalStory:
     def headline_text(self, tz: tzinfo | None = None) -> str:
         # Notes in the timeline (a server start, a recording that stopped) are not
         # something that happened to the model.
-        own = [i for i in self.items if i.event not in ("server_start", "recording_stopped")]
+        own = [
+            i
+            for i in self.items
+            if not i.note and i.event not in ("server_start", "recording_stopped")
+        ]
         if not own:
             return f"{self.model}: nothing recorded"
         latest = own[0]
@@ -376,6 +382,7 @@ def _from_fact(
         evidence=tuple(ev),
         sources=(_log_source(f),),
         request=f.request,
+        note=f.kind == "server_start",
         detail={k: v for k, v in f.detail.items() if k != "config"}
         | ({"config": f.detail["config"]} if "config" in f.detail else {}),
     )
@@ -392,6 +399,7 @@ def _journal_told(item: Any) -> Told:
         evidence=tuple(item.evidence),
         sources=({"kind": "journal"},),
         detail=data.get("detail") or {},
+        note=not item.gone and getattr(item, "event", None) is None,
     )
 
 

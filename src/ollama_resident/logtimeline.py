@@ -104,6 +104,7 @@ _CONFIG_KEYS = (
     "OLLAMA_HOST",
     "OLLAMA_SCHED_SPREAD",
 )
+_TIMER = "runner with non-zero duration has gone idle, adding timer"
 _PRECEDING_S = 2.0  # a keep-alive timer is added right after its request's [GIN] line
 _PENDING_S = 600.0  # how long a change waits for the [GIN] line of the request behind it
 
@@ -220,7 +221,6 @@ class Timeline:
     has_debug: bool
     names: dict[str, str]  # blob digest -> model name (from DEBUG lines, or given)
     starts: int  # server starts seen
-    clients: dict[str, int] = field(default_factory=dict)  # model-request counts per address
 
     def name_models(self, names: Mapping[str, str]) -> None:
         """Name the facts of blobs known from elsewhere (``/api/show``): digest -> name."""
@@ -319,17 +319,19 @@ class TimelineBuilder:
         self.count = 0  # "loaded runners" count
         self.max_loaded: int | None = None
         self.evicting: str | None = None  # "max_loaded" or "memory": victim not yet named
-        self.recent: deque[Request] = deque(maxlen=64)  # model requests, newest last
+        # Model requests, newest last: a [GIN] line stays unparsed, (line_no, raw), until a
+        # change needs the request behind it.
+        self.recent: deque[Request | tuple[int, str]] = deque(maxlen=32)
+        self.reader: LogReader | None = None
         self.pending: list[int] = []  # facts waiting for the request line that follows
         self.awaiting_by: list[int] = []  # evictions waiting for the next load
         self.awaiting_after: dict[str, int] = {}  # reload digest -> unload fact index
         self.has_debug = False
         self.first_time: datetime | None = None
-        self.last_time: datetime | None = None
-        self.prev_time: datetime | None = None  # the time of the line before this one
+        self._last_rec: Record | None = None
+        self._prev_rec: Record | None = None
         self.lines = 0
         self.starts = 0
-        self.clients: dict[str, int] = {}
         self._start_index: int | None = None
         self.label: str | None = None  # the file being read, when not the log itself
 
@@ -359,7 +361,9 @@ class TimelineBuilder:
 
     def _nearest(self, fact: LogFact, *, fast: bool, after: bool = False) -> Request | None:
         best: Request | None = None
-        for req in self.recent:
+        for req in self._requests():
+            if (fact.time - req.end).total_seconds() > 2.0:
+                break  # older ones ended before it
             if after and req.line_no < fact.line_no:
                 continue
             if fast and (req.end - req.start).total_seconds() > 0.5:
@@ -371,7 +375,7 @@ class TimelineBuilder:
         return best
 
     def _preceding(self, t: datetime) -> Request | None:
-        for req in reversed(self.recent):
+        for req in self._requests():
             gap = (t - req.end).total_seconds()
             if -1.0 <= gap <= _PRECEDING_S:
                 return req
@@ -412,14 +416,14 @@ class TimelineBuilder:
     # -- the walk ---------------------------------------------------------------------------
 
     def feed(self, rec: Record) -> None:
+        if rec.kind == "text":
+            return
         t = rec.time
         if t is None:
             return
         if self.first_time is None:
             self.first_time = t
-        self.prev_time = self.last_time
-        if self.last_time is None or t > self.last_time:
-            self.last_time = t
+        self._prev_rec, self._last_rec = self._last_rec, rec
         if rec.gin is not None:
             self._gin(rec)
             return
@@ -446,7 +450,6 @@ class TimelineBuilder:
         if g is None or not g.is_model_request:
             return
         req = Request.of(rec)
-        self.clients[req.client] = self.clients.get(req.client, 0) + 1
         self.recent.append(req)
         if self.pending:
             still = []
@@ -488,8 +491,49 @@ class TimelineBuilder:
         self.evicting = None
 
     @property
-    def last_seen(self) -> datetime | None:
-        return self.last_time
+    def last_time(self) -> datetime | None:
+        return self._last_rec.time if self._last_rec is not None else None
+
+    @property
+    def prev_time(self) -> datetime | None:
+        """The time of the record before the current one."""
+        return self._prev_rec.time if self._prev_rec is not None else None
+
+    def prefilter(self, n: int, raw: str) -> bool:
+        """Lines skipped before parsing (True): a renewed keep-alive that did not change,
+        and [GIN] lines while no change waits for one (kept raw for later)."""
+        if "[GIN] " in raw:
+            if self.pending:
+                return False
+            self.recent.append((n, raw))
+            return True
+        return _TIMER in raw and self._timer_unchanged(raw)
+
+    def _requests(self) -> Iterator[Request]:
+        """The recent model requests, newest first, parsing lines kept raw as needed."""
+        for k in range(len(self.recent) - 1, -1, -1):
+            item = self.recent[k]
+            if isinstance(item, tuple):
+                rec = self.reader.one(item[0], item[1]) if self.reader is not None else None
+                if rec is None or rec.gin is None or not rec.gin.is_model_request:
+                    continue
+                item = Request.of(rec)
+                self.recent[k] = item
+            yield item
+
+    def _timer_unchanged(self, text: str) -> bool:
+        """An ``adding timer`` line with the keep-alive its runner already had (read
+        without parsing the line: a busy server writes one per request)."""
+        i = text.find("runner.pid=")
+        j = text.rfind(" duration=")
+        if i == -1 or j == -1:
+            return False
+        end = text.find(" ", i)
+        pid_text = text[i + 11 : end if end != -1 else len(text)]
+        if not pid_text.isdigit():
+            return False
+        r = self.by_pid.get(int(pid_text))
+        return r is not None and r.keep_alive == text[j + 10 :].split(" ", 1)[0]
 
     def _listening(self, rec: Record) -> None:
         found = listening(rec.msg)
@@ -764,7 +808,6 @@ class TimelineBuilder:
             has_debug=self.has_debug,
             names=names,
             starts=self.starts,
-            clients=dict(self.clients),
         )
         tl.name_models({})
         return tl
@@ -853,6 +896,8 @@ def read_timeline(
     """
     reader = LogReader(tz=tz, messages=MESSAGES, prefixes=PREFIXES, gin="post")
     builder = TimelineBuilder()
+    builder.reader = reader
+    reader.prefilter = builder.prefilter
     count = 0
     if blocks is not None:
         for text, first, label in blocks:

@@ -44,7 +44,7 @@ a ``text`` record. Patterns are compiled on first use, not at import.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
@@ -441,14 +441,31 @@ def _gin(line_no: int, text: str, prefix: Prefix | None, tz: tzinfo) -> Record |
     except ValueError:
         return None
     latency_text = m.group(8).strip()
-    try:
-        latency = parse_go_duration(latency_text) / 1e9
-    except DurationError:
-        latency = 0.0
+    latency = _quick_latency(latency_text)
+    if latency is None:
+        try:
+            latency = parse_go_duration(latency_text) / 1e9
+        except DurationError:
+            latency = 0.0
     raw_path = m.group(11)
     path = go_unquote(raw_path) if raw_path.startswith('"') else raw_path
     gin = GinRequest(end, int(m.group(7)), latency, m.group(9).strip(), m.group(10), path)
     return Record(line_no, "gin", text, time=end, gin=gin, prefix=prefix)
+
+
+_LATENCY_UNITS = (("ms", 1e-3), ("µs", 1e-6), ("μs", 1e-6), ("us", 1e-6), ("ns", 1e-9), ("s", 1.0))
+
+
+def _quick_latency(text: str) -> float | None:
+    """Seconds of a one-unit Go duration (``24.562759ms``, ``191.479µs``); None otherwise."""
+    for unit, scale in _LATENCY_UNITS:
+        if text.endswith(unit):
+            number = text[: -len(unit)]
+            try:
+                return float(number) * scale
+            except ValueError:
+                return None  # 1m2s and the like
+    return None
 
 
 def _golog(line_no: int, text: str, prefix: Prefix | None, tz: tzinfo) -> Record | None:
@@ -497,11 +514,16 @@ class LogReader:
         self.prefixes = prefixes
         self.gin = gin
         self._block_patterns: tuple[re.Pattern[str], ...] | None = None
+        # Called with (line_no, raw line) before a kept line is parsed; True skips it (a
+        # consumer that can tell cheaply that a line adds nothing, or keeps it for later).
+        self.prefilter: Callable[[int, str], bool] | None = None
 
     def lines(self, lines: Iterable[str], start_line: int = 1) -> Iterator[Record]:
         """One record per kept line, in order; ``start_line`` numbers the first."""
         one = self.one
         for n, raw in enumerate(lines, start=start_line):
+            if self.prefilter is not None and self.prefilter(n, raw):
+                continue
             rec = one(n, raw)
             if rec is not None:
                 yield rec
@@ -531,7 +553,10 @@ class LogReader:
             line_no += text.count("\n", pos, begin)
             pos = begin
             stop = text.find("\n", begin)
-            rec = self.one(line_no, text[begin : stop if stop != -1 else len(text)])
+            raw = text[begin : stop if stop != -1 else len(text)]
+            if self.prefilter is not None and self.prefilter(line_no, raw):
+                continue
+            rec = self.one(line_no, raw)
             if rec is not None:
                 yield rec
 
@@ -544,7 +569,7 @@ class LogReader:
             pats = [
                 re.compile(f'msg="?(?:(?:{alt})(?:"|\\s|$)|{heads})', re.MULTILINE),
                 # Old Go-log lines: only "INFO server config" is met in the wild.
-                re.compile(f"INFO (?:{alt})"),
+                re.compile(r"INFO server config"),
             ]
             if self.gin == "all":
                 pats.append(re.compile(r"\[GIN\] "))
