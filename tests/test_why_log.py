@@ -278,7 +278,7 @@ def test_reading_the_end_of_a_big_file_keeps_true_line_numbers(tmp_path: Path) -
     assert src.partial
     first_text, first_no, _ = blocks[0]
     whole = path.read_text(encoding="utf-8").splitlines()
-    assert whole[first_no - 1] == first_text.splitlines()[0]
+    assert whole[first_no - 1] == first_text.decode().splitlines()[0]
     assert sum(len(t) for t, _, _ in blocks) <= 20_000
     from ollama_resident.logtimeline import read_timeline
 

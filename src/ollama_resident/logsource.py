@@ -67,7 +67,7 @@ class LogSource:
 
     kind: str
     name: str
-    blocks: Iterator[tuple[str, int, str | None]]
+    blocks: Iterator[tuple[bytes, int, str | None]]
     attempts: list[Attempt] = field(default_factory=list)
     partial: bool = False  # set once reading started past the beginning
 
@@ -94,7 +94,7 @@ def is_local(hostname: str) -> bool:
 
 def _file_blocks(
     path: Path, max_bytes: int, label: str | None
-) -> Iterator[tuple[str, int, str | None]]:
+) -> Iterator[tuple[bytes, int, str | None]]:
     with path.open("rb") as fh:
         size = fh.seek(0, os.SEEK_END)
         start = max(0, size - max_bytes)
@@ -126,7 +126,7 @@ class _Readable(Protocol):
 
 def _blocks_of(
     fh: _Readable, line: int, label: str | None
-) -> Iterator[tuple[str, int, str | None]]:
+) -> Iterator[tuple[bytes, int, str | None]]:
     carry = b""
     while True:
         chunk = fh.read(_CHUNK)
@@ -138,11 +138,11 @@ def _blocks_of(
             carry = data
             continue
         carry = data[cut + 1 :]
-        text = data[: cut + 1].decode("utf-8", errors="replace")
-        yield text, line, label
-        line += text.count("\n")
+        block = data[: cut + 1]
+        yield block, line, label
+        line += block.count(b"\n")
     if carry:  # a truncated last line
-        yield carry.decode("utf-8", errors="replace"), line, label
+        yield carry, line, label
 
 
 def from_file(
@@ -169,7 +169,7 @@ def _rotated(path: Path, max_bytes: int, kind: str) -> LogSource:
         budget -= older.stat().st_size
         n += 1
 
-    def blocks() -> Iterator[tuple[str, int, str | None]]:
+    def blocks() -> Iterator[tuple[bytes, int, str | None]]:
         for f in files:
             label = None if f == path else f.name
             try:
@@ -191,7 +191,7 @@ def from_stream(stream: IO[bytes], name: str = "stdin") -> LogSource:
 # -- commands ------------------------------------------------------------------------------
 
 
-def _command_blocks(argv: list[str]) -> tuple[Iterator[tuple[str, int, str | None]], str]:
+def _command_blocks(argv: list[str]) -> tuple[Iterator[tuple[bytes, int, str | None]], str]:
     """Run ``argv``; its first block is read now, so that a failure is known before any
     story is told. Returns the blocks and the error text ("" when it worked)."""
     proc = subprocess.Popen(
@@ -214,7 +214,7 @@ def _command_blocks(argv: list[str]) -> tuple[Iterator[tuple[str, int, str | Non
         proc.wait()
         return iter(()), err or f"no output (exit {proc.returncode})"
 
-    def blocks() -> Iterator[tuple[str, int, str | None]]:
+    def blocks() -> Iterator[tuple[bytes, int, str | None]]:
         assert proc.stdout is not None
         try:
             yield from _blocks_of(_Prepend(first, proc.stdout), 1, None)

@@ -881,7 +881,7 @@ for _msg, _cause in (
 
 
 def read_timeline(
-    blocks: Iterable[tuple[str, int, str | None]] | None = None,
+    blocks: Iterable[tuple[str | bytes, int, str | None]] | None = None,
     *,
     lines: Iterable[str] | None = None,
     tz: tzinfo | None = None,
@@ -905,7 +905,10 @@ def read_timeline(
                 builder.label = label
             for rec in reader.block(text, first):
                 builder.feed(rec)
-            count += text.count("\n") + (0 if text.endswith("\n") else 1)
+            if isinstance(text, bytes):
+                count += text.count(b"\n") + (0 if text.endswith(b"\n") else 1)
+            else:
+                count += text.count("\n") + (0 if text.endswith("\n") else 1)
     if lines is not None:
         for rec in reader.lines(_counting(lines, builder)):
             builder.feed(rec)
