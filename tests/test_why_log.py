@@ -285,3 +285,42 @@ def test_reading_the_end_of_a_big_file_keeps_true_line_numbers(tmp_path: Path) -
     tl = read_timeline(blocks)
     (unload,) = [f for f in tl.facts if f.kind == "unloaded"]
     assert whole[unload.line_no - 1].endswith(L.expiry(True)[unload.line_no - 5001])
+
+
+# -- watch follows the log ------------------------------------------------------------------
+
+
+def test_watch_follows_the_server_log_and_names_cause_and_client(
+    make_ollama: Callable[..., FakeOllama], tmp_path: Path
+) -> None:
+    from test_cli_watch import WatchProcess
+
+    log = tmp_path / "server.log"
+    server = make_ollama(max_loaded=1, log_path=str(log), log_debug=True)
+    w = WatchProcess("--server-log", str(log), "--settle", "1")
+    try:
+        w.wait_for(lambda e: e["event"] == "recording_started")
+        with httpx.Client(base_url=server.url) as c:
+            c.post("/api/generate", json={"model": "tiny", "prompt": "", "keep_alive": "10m"})
+            w.event("tiny:latest", "loaded")
+            # another client's request evicts it (max_loaded 1)
+            c.post(
+                "/api/generate",
+                json={"model": "tiny2", "prompt": "", "keep_alive": "10m"},
+                headers={"X-Forwarded-For": "192.0.2.77"},
+            )
+        gone = w.event("tiny:latest", "unloaded")
+        assert gone["reason"] == "evicted"
+        assert gone["detail"]["confidence"] == "certain"
+        assert gone["detail"]["server_log"]["cause"] == "evicted"
+        assert gone["detail"]["by_client"] == "192.0.2.77"
+        assert gone["detail"]["by_models"] == ["tiny2:latest"]
+    finally:
+        w.close()
+
+
+def test_watch_server_log_needs_one_host(cli: Cli, tmp_path: Path) -> None:
+    run = cli("watch", "--jsonl", "--server-log", "-", "--host", "a:1", "--host", "b:2")
+    assert run.exit_code == 2 and "one server's log" in run.stderr
+    run = cli("watch", "--jsonl", "--server-log", str(tmp_path / "missing.log"))
+    assert run.exit_code == 2 and "cannot follow" in run.stderr

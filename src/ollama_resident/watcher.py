@@ -73,6 +73,7 @@ class Watcher:
         max_loaded: int | None = None,
         source: str = "watch",
         version_every: int = VERSION_EVERY,
+        enrich: Callable[[list[ev.Event]], list[ev.Event]] | None = None,
     ) -> None:
         self.client = client
         self.interval = max(0.0, interval)
@@ -82,6 +83,8 @@ class Watcher:
         self.max_loaded = max_loaded
         self.source = source
         self.version_every = max(1, version_every)
+        # Adds what another source knows (the server log) before events are recorded.
+        self.enrich = enrich
         self.memory = ev.Memory(settle_s=settle_s)
         self.snapshot: PsSnapshot | None = None  # the last answer
         self.up = True  # as far as we know; the first failure says "down"
@@ -275,6 +278,8 @@ class Watcher:
     def _emit(self, out: list[ev.Event]) -> list[ev.Event]:
         if not out:
             return out
+        if self.enrich is not None:
+            out = self.enrich(out)
         self.recent.extend(out)
         if self.journal is not None:
             to_write = [e for e in out if not self._journaled_by_command(e)]

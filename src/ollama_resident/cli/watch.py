@@ -67,6 +67,25 @@ def watch(
     ] = 20.0,
     metrics_port: MetricsPortOpt = None,
     metrics_host: MetricsHostOpt = "127.0.0.1",
+    server_log: Annotated[
+        str | None,
+        typer.Option(
+            "--server-log",
+            help="Follow Ollama's server log (a file as it grows, or - for stdin) and "
+            "give each event the cause and the client the server's own lines name.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    docker: Annotated[
+        str | None,
+        typer.Option(
+            "--docker",
+            help="Follow the server log of this Docker container (`docker logs -f`).",
+            metavar="CONTAINER",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Watch what Ollama loads and unloads, and say why, as it happens.
 
@@ -91,6 +110,7 @@ def watch(
       ollama-resident watch
       ollama-resident watch --jsonl | jq -c 'select(.event == "unloaded")'
       ollama-resident watch --host laptop --host gpu-box:11434 --metrics-port 9464
+      journalctl -fu ollama -o cat | ollama-resident watch --server-log -
     """
     from ollama_resident import paths
     from ollama_resident.cli._common import resolve_host
@@ -105,8 +125,19 @@ def watch(
     journal = None if no_journal else Journal()
     hosts = unique_hosts(resolve_host(h) for h in (host or [None]))  # type: ignore[list-item]
     clients = [OllamaClient(h, timeout=timeout) for h in hosts]
+    follower = _follow(server_log, docker, len(clients))
+    enrich = None
+    if follower is not None:
+        from ollama_resident.logmatch import upgrade
+
+        window = interval + settle + 2.0
+
+        def enrich(events: list[Event]) -> list[Event]:
+            return upgrade(events, follower.facts(), window_s=window)
+
     watchers = [
-        Watcher(c, interval, c.display_url, journal=journal, settle_s=settle) for c in clients
+        Watcher(c, interval, c.display_url, journal=journal, settle_s=settle, enrich=enrich)
+        for c in clients
     ]
     recording = "not recording" if journal is None else f"recording to {paths.journal_path()}"
     live = not jsonl and out.rich_stdout
@@ -134,6 +165,38 @@ def watch(
     finally:
         for c in clients:
             c.close()
+        if follower is not None:
+            follower.close()
+
+
+def _follow(server_log: str | None, docker: str | None, servers: int) -> Any:
+    """The follower of the server log asked for, started; None when none was."""
+    if server_log is None and docker is None:
+        return None
+    from ollama_resident.errors import UsageError
+    from ollama_resident.logfollow import Follower
+
+    if server_log is not None and docker is not None:
+        raise UsageError("give --server-log or --docker, not both", hint="one server log")
+    if servers > 1:
+        raise UsageError(
+            "--server-log and --docker follow one server's log; watch one --host with them",
+            hint="run one watch per server to follow each one's log",
+        )
+    if docker is not None:
+        follower = Follower.docker(docker)
+    elif server_log == "-":
+        follower = Follower.stdin()
+    else:
+        assert server_log is not None
+        follower = Follower.file(server_log)
+    try:
+        return follower.start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot follow {follower.name}: {exc.strerror or exc}",
+            hint="give the server log's path, or - to pipe it in",
+        ) from None
 
 
 def _run_all(
@@ -275,6 +338,9 @@ def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> Re
             if e.model:
                 line.append(e.model + "  ", style="bold")
             line.append(why.describe(e), style=_event_style(e))
+            client = e.detail.get("by_client")
+            if isinstance(client, str):
+                line.append(f" (request from {client}, per the server log)", style="dim")
             events.add_row(Text(_clock(e.time), style="dim"), line)
         parts.append(events)
     return Group(*parts)
