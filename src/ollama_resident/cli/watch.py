@@ -133,7 +133,13 @@ def watch(
         window = interval + settle + 2.0
 
         def enrich(events: list[Event]) -> list[Event]:
-            return upgrade(events, follower.facts(), window_s=window)
+            better = upgrade(events, follower.facts(), window_s=window)
+            if any(_lacks_request(e) for e in better):
+                # The request's [GIN] line is written when its answer ends, a moment
+                # after the change: give the follower that moment.
+                follower.wait_caught_up(0.5)
+                better = upgrade(events, follower.facts(), window_s=window)
+            return better
 
     watchers = [
         Watcher(c, interval, c.display_url, journal=journal, settle_s=settle, enrich=enrich)
@@ -167,6 +173,17 @@ def watch(
             c.close()
         if follower is not None:
             follower.close()
+
+
+def _lacks_request(e: Event) -> bool:
+    """An unload or keep-alive change the log has not explained yet (or not named the
+    request of): its lines may be a moment behind the poll."""
+    if e.event not in ("unloaded", "keep_alive_changed"):
+        return False
+    log = e.detail.get("server_log")
+    if not isinstance(log, dict):
+        return True
+    return log.get("request") is None and log.get("cause") in ("evicted", "reloaded", "stopped")
 
 
 def _follow(server_log: str | None, docker: str | None, servers: int) -> Any:
