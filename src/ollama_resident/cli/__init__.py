@@ -84,6 +84,8 @@ class _Group(TyperGroup):
         return command
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        if _stderr_is_terminal():
+            _show_startup_failures()
         previous = None
         with contextlib.suppress(ValueError):  # not the main thread (some test runners)
             previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -127,6 +129,30 @@ class _Group(TyperGroup):
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _show_startup_failures() -> None:
+    """A detached startup apply that failed is told once, by the next command on a terminal.
+
+    The startup line sends everything to /dev/null so that it never writes over a
+    prompt; this is where its failures come out (see ollama_resident.startup).
+    """
+    from ollama_resident.startup import take_failures
+
+    failures = take_failures()
+    if failures:
+        from ollama_resident.cli._output import Output
+
+        out = Output()
+        for failure in failures:
+            out.warn(failure.text())
 
 
 app = typer.Typer(
@@ -202,6 +228,7 @@ _COMMANDS = {
     "why": "why",
     "journal": "watch",
     "doctor": "doctor",
+    "shell-init": "shell",
 }
 
 

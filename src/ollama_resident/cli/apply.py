@@ -173,9 +173,10 @@ def apply(
         typer.Option(
             "--background",
             "-b",
-            help="For shell startup files: check at once; if anything is missing, carry "
-            "out the plan in a detached process and return without waiting. One process "
-            "at a time per profile (a lock), so ten new terminals cause one load.",
+            help="For shell startup files (see `shell-init`): apply in a detached process "
+            "and return at once. One process at a time per profile (a lock), so ten new "
+            "terminals cause one load; its output goes to apply-NAME.log beside the "
+            "journal, and a failure is shown by the next command run on a terminal.",
         ),
     ] = False,
     wait: WaitOpt = 0.0,
@@ -211,7 +212,7 @@ def apply(
       ollama-resident apply coding --dry-run
       ollama-resident apply writing --exclusive --quiet --wait 60
       ollama-resident apply coding --json | jq '.plan.steps[] | select(.action != "ok")'
-      ollama-resident apply coding --background --quiet    # in ~/.bashrc
+      ollama-resident apply coding --background --quiet    # see `shell-init`
       ollama-resident apply coding --host box-1 --host box-2   # the same set on both
     """
     if host and len(host) > 1:
@@ -244,6 +245,17 @@ def apply(
         )
         return
     one_host = host[0] if host else None
+    if background:
+        _apply_in_background(
+            ctx,
+            name,
+            quiet=quiet,
+            conflicts=dry_run or wait > 0 or json_output,
+            options=_background_options(
+                exclusive, one_host, max_loaded, memory, server_log, force, timeout
+            ),
+        )
+        return
     from ollama_resident import profiles, render
     from ollama_resident.cli._common import state
     from ollama_resident.cli._limits import limits_for
@@ -256,7 +268,7 @@ def apply(
         unload_with_progress,
     )
     from ollama_resident.endstate import EndState, end_state
-    from ollama_resident.plan import DEFAULT_MAX_LOADED, installed_from_tags, make_plan, parse_size
+    from ollama_resident.plan import installed_from_tags, make_plan
     from ollama_resident.residency import LoadCancelled
     from ollama_resident.serverfacts import Limit
 
@@ -285,14 +297,8 @@ def apply(
             and refused is None,
         }
 
-    if background and (dry_run or wait > 0):
-        from ollama_resident.errors import UsageError
-
-        raise UsageError("--background does not go with --dry-run or --wait")
-    # --host wins over the profile's host, which wins over $OLLAMA_HOST. In the
-    # background mode a startup file must not hang on a dead remote host: 1 s to connect.
-    connect = 1.0 if background else None
-    with _session(one_host, timeout, wait, out, profile.host, connect_timeout=connect) as client:
+    # --host wins over the profile's host, which wins over $OLLAMA_HOST.
+    with _session(one_host, timeout, wait, out, profile.host) as client:
         where = client.display_url
         snapshot = client.ps()
         installed = installed_from_tags(client.tags())
@@ -311,17 +317,6 @@ def apply(
                 memory_source=mem.source,
             )
 
-        if background:
-            # A startup file only needs to know whether anything is missing; the
-            # detached apply reads the server's limits.
-            default = Limit(DEFAULT_MAX_LOADED, "assumed", False)
-            chosen_cap = default if max_loaded is None else Limit(max_loaded, "", True)
-            size = Limit(parse_size(memory) if memory else None, "--memory", True)
-            plan = planned(chosen_cap, size)
-            _spawn_background(
-                ctx, out, profile.name, plan, where, exclusive, one_host, max_loaded, memory
-            )
-            return
         plan = make_plan(profile, snapshot, installed=installed, exclusive=exclusive)
         if not plan.is_noop:
             cap, mem = limits_for(client, server_log, max_loaded, memory)
@@ -387,45 +382,66 @@ def apply(
         raise typer.Exit(1)
 
 
-def _spawn_background(
-    ctx: typer.Context,
-    out: Output,
-    name: str,
-    plan: Plan,
-    where: str,
+def _background_options(
     exclusive: bool | None,
     host: str | None,
     max_loaded: int | None,
     memory: str | None,
-) -> None:
-    """Hand a non-empty plan to a detached ``apply`` and return at once."""
-    import re
-    import sys
+    server_log: str | None,
+    force: bool,
+    timeout: float,
+) -> list[str]:
+    """The options the detached ``apply`` is given, as they were given here."""
+    from pathlib import Path
 
-    from ollama_resident import paths
-    from ollama_resident.cli._common import state
-    from ollama_resident.startup import spawn_once
-
-    if plan.is_noop:
-        out.info(f'profile "{name}" is resident on {where}')
-        return
-    argv = [sys.executable, "-m", "ollama_resident"]
-    profiles_option = state(ctx).profiles
-    if profiles_option:
-        argv += ["--profiles", str(paths.profiles_path(profiles_option).resolve())]
-    argv += ["apply", name, "--quiet"]
-    if host:
-        argv += ["--host", host]
+    args: list[str] = []
     if exclusive is not None:
-        argv.append("--exclusive" if exclusive else "--no-exclusive")
+        args.append("--exclusive" if exclusive else "--no-exclusive")
+    if host:
+        args += ["--host", host]
     if max_loaded is not None:
-        argv += ["--max-loaded", str(max_loaded)]
+        args += ["--max-loaded", str(max_loaded)]
     if memory:
-        argv += ["--memory", memory]
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    state_dir = paths.state_dir()
-    log = state_dir / f"apply-{safe}.log"
-    pid = spawn_once(argv, state_dir / f"apply-{safe}.lock", log)
+        args += ["--memory", memory]
+    if server_log:
+        args += ["--server-log", str(Path(server_log).expanduser().resolve())]
+    if force:
+        args.append("--force")
+    if timeout != 10.0:
+        args += ["--timeout", repr(timeout)]
+    return args
+
+
+def _apply_in_background(
+    ctx: typer.Context, name: str, *, quiet: bool, conflicts: bool, options: list[str]
+) -> None:
+    """Start ``apply NAME`` detached (one per profile at a time) and return at once.
+
+    Nothing is sent from here: the detached run does the whole apply, its output goes to
+    the profile's log, and a failure is recorded for the next interactive command
+    (:mod:`ollama_resident.startup`). A bad profile is refused here too (exit 2), and
+    recorded, since a startup line sends this process's own output to /dev/null.
+    """
+    from ollama_resident import paths, profiles, startup
+    from ollama_resident.cli._common import state
+    from ollama_resident.cli._output import Output
+    from ollama_resident.errors import ResidentError, UsageError
+
+    out = Output(quiet=quiet)
+    profiles_option = state(ctx).profiles
+    try:
+        if conflicts:
+            raise UsageError("--background does not go with --dry-run, --wait or --json")
+        profiles.resolve(name, profiles_option)
+    except ResidentError as exc:
+        startup.record_failure(name, int(exc.exit_code), [f"error: {exc.message}"])
+        raise
+    cli_args: list[str] = []
+    if profiles_option:
+        cli_args += ["--profiles", str(paths.profiles_path(profiles_option).resolve())]
+    cli_args += ["apply", name, "--quiet", *options]
+    log = startup.log_path(name)
+    pid = startup.spawn_once(startup.runner_argv(name, cli_args), startup.lock_path(name), log)
     if pid is None:
         out.info(f'profile "{name}" is already being applied by another process')
     else:
