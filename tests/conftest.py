@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,23 @@ from typer.testing import CliRunner
 
 from fakeollama import FakeOllama
 from ollama_resident.cli import app
+
+# A suite started in the background by a script (`.ci/run &`, nohup) inherits SIGINT ignored, and
+# so would every CLI a test starts: a test's Ctrl-C (SIGINT) would then never arrive. A Python
+# handler here is reset to the default in each child, as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """Kill ``proc`` if the test fails while it runs, so no child outlives its test."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 @pytest.fixture(autouse=True)

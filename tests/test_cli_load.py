@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import httpx
 
-from conftest import Run, closed_port, generate_in_background, wait_busy, wait_until
+from conftest import Run, closed_port, generate_in_background, reaped, wait_busy, wait_until
 from fakeollama import FakeOllama
 
 
@@ -377,9 +377,10 @@ def test_ctrl_c_cancels_load_and_exits_130(make_ollama: Callable[..., FakeOllama
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_until(lambda: "tiny2:latest" in server.loading(), timeout=120, what="tiny2's load")
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=120)
+    with reaped(proc):
+        wait_until(lambda: "tiny2:latest" in server.loading(), timeout=120, what="tiny2's load")
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "tiny:latest loaded" in err
     assert "cancelled while loading tiny2" in err

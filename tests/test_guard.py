@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Run, wait_until
+from conftest import Run, reaped, wait_until
 from fakeollama import FakeOllama
 from ollama_resident import render, why
 from ollama_resident.client import OllamaClient
@@ -246,10 +246,11 @@ def test_signal_ends_guard_during_its_sleep_with_exit_0(ollama: FakeOllama, sig:
         text=True,
     )
     assert proc.stdout is not None
-    while "restored" not in proc.stdout.readline():
-        assert proc.poll() is None, "guard ended before restoring"
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    with reaped(proc):
+        while "restored" not in proc.stdout.readline():
+            assert proc.poll() is None, "guard ended before restoring"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "recording_stopped" in out
     assert "Traceback" not in err
