@@ -12,9 +12,9 @@ disconnects (contract §2.2).
 from __future__ import annotations
 
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ollama_resident import __version__
 from ollama_resident.durations import KeepAlive
@@ -22,6 +22,7 @@ from ollama_resident.errors import (
     ApiError,
     BadRequest,
     ModelNotFound,
+    NotOllama,
     RequestTimeout,
     ResidentError,
     ServerTooOld,
@@ -29,12 +30,26 @@ from ollama_resident.errors import (
     UsageError,
 )
 from ollama_resident.host import Host, redact
-from ollama_resident.models import ModelInfo, PsSnapshot
+from ollama_resident.models import (
+    ModelInfo,
+    PsSnapshot,
+    ShapeError,
+    tags_from_api,
+    version_from_api,
+)
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "LoadEndpoint", "OllamaClient"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "LoadEndpoint",
+    "OllamaClient",
+    "describe_reply",
+]
+
+T = TypeVar("T")
 
 # A local server accepts a connection in microseconds; a remote one on a LAN in
 # milliseconds. Five seconds separates "down" from "slow" without making a
@@ -137,9 +152,13 @@ class OllamaClient:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ServerUnreachable(self.display_url, _reason(exc)) from None
         except httpx.TimeoutException:
+            waited = self.timeout if read_timeout in ("default", None) else read_timeout
             raise RequestTimeout(
-                f"Ollama at {self.display_url} did not answer {method} {path} in time",
-                hint="the server may be busy loading another model; try again or raise --timeout",
+                self.display_url,
+                f"Ollama at {self.display_url} accepted the connection but did not answer "
+                f"{method} {path} within {waited:g}s",
+                hint="the server may be wedged or busy loading a big model; try again, raise "
+                "--timeout where the command has it, or restart Ollama",
             ) from None
         except httpx.TransportError as exc:
             raise ServerUnreachable(self.display_url, f"connection lost: {_reason(exc)}") from None
@@ -148,40 +167,64 @@ class OllamaClient:
         return response
 
     def _error(self, response: httpx.Response, path: str, model: str | None) -> ResidentError:
+        """An error status as Ollama words it, or NotOllama when something else answered.
+
+        Ollama's errors are ``{"error": "..."}`` (contract §7); its only other error
+        bodies are gin's plain ``404 page not found`` for a path it lacks and an empty
+        403 from its Host check. Anything else (nginx's 502 page, a dev server's text)
+        did not come from Ollama.
+        """
         status = response.status_code
-        message = _error_text(response)
+        message = _ollama_error(response)
+        if message is None:
+            text = response.text.strip()
+            if status == 404 and text == "404 page not found":
+                return ServerTooOld(
+                    status,
+                    f"Ollama at {self.display_url} has no {path} endpoint ({text})",
+                    hint="this needs Ollama 0.1.38 or newer (0.3.11+ for unloading); upgrade it",
+                )
+            if status == 403 and not text:
+                return ApiError(
+                    status,
+                    f"Ollama at {self.display_url} refused the request (403)",
+                    hint="a proxy or tunnel may be rewriting the Host header; Ollama on a "
+                    "loopback address only accepts local host names",
+                )
+            return self._not_ollama(response, describe_reply(response))
         if status == 404 and model is not None and "not found" in message:
             return ModelNotFound(model, redact(message), status)
-        if status == 404 and not _is_json(response):
-            return ServerTooOld(
-                status,
-                f"Ollama at {self.display_url} has no {path} endpoint ({message or '404'})",
-                hint="this needs Ollama 0.1.38 or newer (0.3.11+ for unloading); upgrade it",
-            )
-        if status == 403 and not message:
-            return ApiError(
-                status,
-                f"Ollama at {self.display_url} refused the request (403)",
-                hint="a proxy or tunnel may be rewriting the Host header; Ollama on a "
-                "loopback address only accepts local host names",
-            )
         if status == 400:
             return BadRequest(status, redact(message) or "bad request")
         return ApiError(status, redact(message) or f"HTTP {status}")
 
-    @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
+    def _not_ollama(self, response: httpx.Response, what: str) -> NotOllama:
+        request = response.request
+        prefix = self.host.path
+        path = request.url.path
+        if prefix and path.startswith(prefix):
+            path = path[len(prefix) :]
+        return NotOllama(self.display_url, f"{request.method} {path}", response.status_code, what)
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        """The reply as a JSON object; NotOllama for anything that is not one."""
         try:
             data = response.json()
         except ValueError:
-            raise ApiError(
-                response.status_code, f"unexpected reply (not JSON): {response.text[:120]!r}"
-            ) from None
+            raise self._not_ollama(response, describe_reply(response)) from None
         if not isinstance(data, dict):
-            raise ApiError(response.status_code, f"unexpected reply: {str(data)[:120]}")
+            raise self._not_ollama(response, f"JSON that is not Ollama's: {_kind(data)}")
         if isinstance(data.get("error"), str):
             raise ApiError(response.status_code, redact(data["error"]))
         return data
+
+    def _shaped(self, response: httpx.Response, parse: Callable[[dict[str, Any]], T]) -> T:
+        """``parse(json)``, with a ShapeError (wrong-shaped JSON) turned into NotOllama."""
+        data = self._json(response)
+        try:
+            return parse(data)
+        except ShapeError as exc:
+            raise self._not_ollama(response, f"JSON that is not Ollama's: {exc}") from None
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -193,24 +236,25 @@ class OllamaClient:
             self._request("HEAD", "/", read_timeout=timeout)
 
     def version(self) -> str:
-        return str(self._json(self._request("GET", "/api/version")).get("version") or "")
+        return self.version_and_date()[0]
 
     def version_and_date(self) -> tuple[str, str | None]:
         """``GET /api/version``: the version and the reply's ``Date`` header (None if absent)."""
         response = self._request("GET", "/api/version")
-        return str(self._json(response).get("version") or ""), response.headers.get("date")
+        return self._shaped(response, version_from_api), response.headers.get("date")
 
     def ps(self) -> PsSnapshot:
         response = self._request("GET", "/api/ps")
-        return PsSnapshot.from_api(self._json(response), datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        return self._shaped(response, lambda data: PsSnapshot.from_api(data, now))
 
     def tags(self) -> list[dict[str, Any]]:
-        models = self._json(self._request("GET", "/api/tags")).get("models") or []
-        return [m for m in models if isinstance(m, dict)]
+        """``GET /api/tags``'s entries, each an object with a string ``name``."""
+        return self._shaped(self._request("GET", "/api/tags"), tags_from_api)
 
     def show(self, model: str) -> ModelInfo:
-        data = self._json(self._request("POST", "/api/show", body={"model": model}, model=model))
-        return ModelInfo.from_api(model, data)
+        response = self._request("POST", "/api/show", body={"model": model}, model=model)
+        return self._shaped(response, lambda data: ModelInfo.from_api(model, data))
 
     def modelfile(self, model: str) -> str:
         """``POST /api/show``'s ``modelfile`` text; its ``FROM`` line holds the path of the
@@ -267,16 +311,55 @@ def _reason(exc: Exception) -> str:
     return redact(text).lower()
 
 
-def _is_json(response: httpx.Response) -> bool:
-    return "json" in response.headers.get("content-type", "")
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "an object"
 
 
-def _error_text(response: httpx.Response) -> str:
-    if _is_json(response):
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and isinstance(data.get("error"), str):
-            return str(data["error"])
-    return response.text.strip()
+def _ollama_error(response: httpx.Response) -> str | None:
+    """The ``error`` text of an Ollama error body, or None when the body is not one."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return str(data["error"])
+    return None
+
+
+def describe_reply(response: httpx.Response) -> str:
+    """What came back, in words, for a body that is not Ollama's JSON.
+
+    "an empty reply", "an HTML page titled "502 Bad Gateway", probably from a
+    proxy", "JSON cut short or malformed", "plain text: "..."" or, for JSON of
+    another shape, "JSON that is not Ollama's".
+    """
+    body = response.content
+    text = body[:4096].decode("utf-8", "replace").strip()
+    if not text:
+        return "an empty reply"
+    ctype = response.headers.get("content-type", "").lower()
+    low = text.lower()
+    if "html" in ctype or low.startswith(("<!doctype html", "<html", "<head", "<body", "<?xml")):
+        start, end = low.find("<title>"), low.find("</title>")
+        title = " ".join(text[start + 7 : end].split()) if 0 <= start < end else ""
+        named = f' titled "{redact(title[:80])}"' if title else ""
+        return f"an HTML page{named}, probably from a proxy"
+    try:
+        parsed = response.json()
+    except ValueError:
+        if "json" in ctype or text[:1] in "{[":
+            return "JSON cut short or malformed"
+        line = text.splitlines()[0]
+        shown = line[:80] + ("..." if len(line) > 80 else "")
+        return f'plain text: "{redact(shown)}"'
+    return f"JSON that is not Ollama's: {_kind(parsed)}"

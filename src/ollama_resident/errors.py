@@ -8,8 +8,10 @@ single line on stderr (plus an optional hint) and its exit code, in one place
     ├── UsageError                    exit 2  bad input or configuration; nothing was sent
     │   └── ProfileError              exit 2  a profile file that does not parse or validate
     ├── ServerUnreachable             exit 3  no answer at the address
-    │   └── ServerNotReady            exit 3  --wait ran out before the server answered
-    ├── RequestTimeout                exit 1  the server accepted but did not answer in time
+    │   ├── ServerNotReady            exit 3  --wait ran out before the server answered
+    │   ├── RequestTimeout            exit 3  the server accepted but did not answer in time
+    │   └── NotOllama                 exit 3  something else answered (a proxy's error page,
+    │                                         plain text, an empty, cut or misshapen reply)
     └── ApiError                      exit 1  Ollama answered with an error status
         ├── ModelNotFound             exit 1  the model is not installed (hint: ollama pull)
         ├── BadRequest                exit 1  Ollama rejected the request (400)
@@ -25,6 +27,7 @@ __all__ = [
     "BadRequest",
     "ExitCode",
     "ModelNotFound",
+    "NotOllama",
     "ProfileError",
     "RequestTimeout",
     "ResidentError",
@@ -41,7 +44,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FAILED = 1  # an operation on a model failed (or some of them did)
     USAGE = 2  # usage or configuration error; nothing was sent
-    UNREACHABLE = 3  # Ollama did not answer (or not within --wait)
+    UNREACHABLE = 3  # Ollama did not answer (in time, within --wait, or as Ollama)
     INTERRUPTED = 130  # a one-shot command was interrupted (Ctrl-C, SIGTERM)
 
 
@@ -116,8 +119,38 @@ class ServerNotReady(ServerUnreachable):
         self.waited = waited
 
 
-class RequestTimeout(ResidentError):
-    """The server took the request but did not answer in time."""
+class RequestTimeout(ServerUnreachable):
+    """The server took the request but did not answer in time: not answering is unreachable.
+
+    One rule for every command (exit 3): a server that accepts connections and
+    never answers is as useless as one that refuses them.
+    """
+
+    def __init__(self, url: str, message: str, *, hint: str | None = None) -> None:
+        ResidentError.__init__(self, message, hint=hint)
+        self.url = url
+
+
+class NotOllama(ServerUnreachable):
+    """Something answered at the address, but not as Ollama does.
+
+    ``status`` is the HTTP status; ``what`` says in words what came back ("an HTML
+    page, probably from a proxy", "plain text: ...", "an empty reply", "JSON cut
+    short", "JSON that is not Ollama's: ..."). Exit 3, like no answer at all:
+    Ollama cannot be reached through whatever answered.
+    """
+
+    def __init__(self, url: str, request: str, status: int, what: str) -> None:
+        ResidentError.__init__(
+            self,
+            f"not Ollama's answer from {url} to {request}: HTTP {status} with {what}",
+            hint="something else answers at that address (a proxy, tunnel or other "
+            "program); check it, or point OLLAMA_HOST or --host at Ollama itself "
+            f"(`curl {url}/api/version` prints its version)",
+        )
+        self.url = url
+        self.status = status
+        self.what = what
 
 
 class ApiError(ResidentError):

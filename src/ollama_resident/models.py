@@ -1,7 +1,10 @@
 """What Ollama reports, as frozen dataclasses, and the pure rules for reading it.
 
-Parsing is tolerant: a field a server version does not send gets a neutral
-default, so the tool works against old and new servers alike.
+Parsing is tolerant of what versions differ in: a field a server version does
+not send gets a neutral default (or None where absent means unknown), so the
+tool works against old and new servers alike. It is strict about the shape
+every version has: a reply of another shape (``{"models": "oops"}``) raises
+:class:`ShapeError`, which the client reports as not Ollama's answer.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ __all__ = [
     "ModelInfo",
     "PsSnapshot",
     "RunningModel",
+    "ShapeError",
     "canonical_name",
     "human_bytes",
     "name_starts_with",
     "names_match",
     "processor_text",
+    "tags_from_api",
+    "version_from_api",
 ]
 
 _DEFAULT_REGISTRY = "registry.ollama.ai"
@@ -129,6 +135,61 @@ def processor_text(size: int, size_vram: int) -> str:
     return f"{cpu}%/{100 - cpu}% CPU/GPU"
 
 
+class ShapeError(ValueError):
+    """A reply whose JSON has another shape than Ollama's; the text says what is wrong."""
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _model_list(data: Mapping[str, Any], what: str) -> list[Mapping[str, Any]]:
+    """``data["models"]``: an array of objects that each have a name (null: empty).
+
+    >>> _model_list({"models": "oops"}, "/api/ps")
+    Traceback (most recent call last):
+    ...
+    ollama_resident.models.ShapeError: "models" is a string, not an array
+    """
+    if "models" not in data:
+        raise ShapeError('no "models" array')
+    items = data["models"]
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ShapeError(f'"models" is {_kind(items)}, not an array')
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ShapeError(f'"models"[{i}] is {_kind(item)}, not an object')
+        name = item.get("name") or item.get("model")
+        if not isinstance(name, str) or not name:
+            raise ShapeError(f'"models"[{i}] has no name')
+    return items
+
+
+def tags_from_api(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``GET /api/tags``: the installed models, each an object with a name."""
+    return [dict(m) for m in _model_list(data, "/api/tags")]
+
+
+def version_from_api(data: Mapping[str, Any]) -> str:
+    """``GET /api/version``: the version string ("" when a build left it empty)."""
+    version = data.get("version")
+    if not isinstance(version, str):
+        raise ShapeError(f'"version" is {_kind(version)}, not a string')
+    return version
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -215,8 +276,8 @@ class PsSnapshot:
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any], taken_at: datetime) -> PsSnapshot:
-        items = data.get("models") or []
-        models = tuple(RunningModel.from_api(item) for item in items if isinstance(item, Mapping))
+        """``GET /api/ps``; ShapeError when ``models`` is not an array of named objects."""
+        models = tuple(RunningModel.from_api(item) for item in _model_list(data, "/api/ps"))
         return cls(models=models, taken_at=taken_at)
 
     def find(self, name: str) -> RunningModel | None:
@@ -245,6 +306,7 @@ class ModelInfo:
     capabilities: tuple[str, ...]
     family: str
     context_length: int | None  # the training context, from model_info
+    capabilities_known: bool = True  # False: a server before 0.6.4 sent none
 
     @property
     def embedding_only(self) -> bool:
@@ -252,9 +314,21 @@ class ModelInfo:
 
     @classmethod
     def from_api(cls, name: str, data: Mapping[str, Any]) -> ModelInfo:
+        """``POST /api/show``; ShapeError for fields of the wrong kind.
+
+        ``capabilities`` is absent before Ollama 0.6.4 (contract §2.6): then it
+        is an empty tuple and :attr:`capabilities_known` is False.
+        """
         caps = data.get("capabilities") or []
         info = data.get("model_info") or {}
         details = data.get("details") or {}
+        for key, value, kind in (
+            ("capabilities", caps, list),
+            ("model_info", info, Mapping),
+            ("details", details, Mapping),
+        ):
+            if not isinstance(value, kind):
+                raise ShapeError(f'"{key}" is {_kind(value)}')
         arch = ""
         if isinstance(info, Mapping):
             arch = str(info.get("general.architecture") or "")
@@ -274,4 +348,5 @@ class ModelInfo:
             capabilities=tuple(str(c) for c in caps if isinstance(c, str)),
             family=arch,
             context_length=ctx,
+            capabilities_known="capabilities" in data,
         )

@@ -14,6 +14,7 @@ from datetime import datetime
 from ollama_resident.client import LoadEndpoint, OllamaClient
 from ollama_resident.durations import KeepAlive, format_window
 from ollama_resident.errors import (
+    NotOllama,
     RequestTimeout,
     ResidentError,
     ServerNotReady,
@@ -61,9 +62,11 @@ def wait_ready(
         try:
             client.heartbeat(timeout=max(0.2, min(2.0, remaining)))
             return
-        except (ServerUnreachable, RequestTimeout):
+        except (ServerUnreachable, RequestTimeout) as exc:
             remaining = deadline - clock()
             if remaining <= 0:
+                if isinstance(exc, NotOllama):
+                    raise  # something else answers there: say what, not "no answer"
                 raise ServerNotReady(client.display_url, seconds) from None
             if on_wait is not None and not announced:
                 on_wait(remaining)

@@ -26,7 +26,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from ollama_resident import events as ev
-from ollama_resident.errors import ApiError, RequestTimeout, ServerTooOld, ServerUnreachable
+from ollama_resident.errors import (
+    ApiError,
+    RequestTimeout,
+    ResidentError,
+    ServerTooOld,
+    ServerUnreachable,
+)
 from ollama_resident.journal import Journal
 from ollama_resident.models import PsSnapshot
 
@@ -90,6 +96,7 @@ class Watcher:
         self.up = True  # as far as we know; the first failure says "down"
         self.version: str | None = None
         self.last_error: str | None = None
+        self.last_exception: ResidentError | None = None  # what the last failed poll raised
         self.polls = 0
         self.recent: deque[ev.Event] = deque(maxlen=_RECENT)
         self.journal_error: str | None = None
@@ -155,6 +162,7 @@ class Watcher:
         except (ServerUnreachable, RequestTimeout, ApiError) as exc:
             out.extend(self._start_events(at, None))
             self.last_error = str(exc)
+            self.last_exception = exc
             down = ev.diff(
                 self.snapshot,
                 None,
@@ -195,6 +203,7 @@ class Watcher:
         self.up = True
         self.version = version
         self.last_error = None
+        self.last_exception = None
         self.polls += 1
         return self._emit(out)
 

@@ -249,7 +249,8 @@ def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float)
         if not watcher.up:
             from ollama_resident.errors import ServerUnreachable
 
-            raise ServerUnreachable(client.display_url, watcher.last_error or "")
+            # The same error, in the same words, as any other command gets for it.
+            raise watcher.last_exception or ServerUnreachable(client.display_url)
         # A conflict is a failure too: the guarded models cannot all stay loaded.
         if any(e.event in _FAILURES for e in events):
             raise typer.Exit(1)
@@ -283,7 +284,7 @@ def _run_many(
             events = g.check()
             g.on_events(g.watcher.stop())
             if not g.watcher.up:
-                raise ServerUnreachable(h.display, g.watcher.last_error or "")
+                raise g.watcher.last_exception or ServerUnreachable(h.display)
             return events
 
         results = fleet.each_host(hosts, check)
