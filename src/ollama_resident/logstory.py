@@ -761,11 +761,12 @@ def render_overview(
     stories: Sequence[TotalStory],
     *,
     since: datetime,
+    now: datetime | None = None,
     tz: tzinfo | None = None,
     notes: Sequence[str] = (),
 ) -> str:
     lines = []
-    now = stories[0].now if stories else since
+    now = stories[0].now if stories else (now or since)
     if not stories:
         lines.append(
             f"Nothing happened to any model since {_clock(since, tz, now)} in the sources read."
