@@ -47,6 +47,7 @@ __all__ = [
     "LoadEndpoint",
     "OllamaClient",
     "describe_reply",
+    "model_names",
 ]
 
 T = TypeVar("T")
@@ -363,3 +364,44 @@ def describe_reply(response: httpx.Response) -> str:
         shown = line[:80] + ("..." if len(line) > 80 else "")
         return f'plain text: "{redact(shown)}"'
     return f"JSON that is not Ollama's: {_kind(parsed)}"
+
+
+def model_names(
+    host: Host, kind: Literal["installed", "loaded"], timeout: float
+) -> list[str] | None:
+    """Names from ``/api/tags`` (installed) or ``/api/ps`` (loaded); None on any failure.
+
+    For shell completion, where every Tab press starts the program: one GET over the
+    standard library's ``http.client`` (already loaded by Python's own modules, while
+    httpx costs about 100 ms to import), ``timeout`` seconds to connect and again to
+    answer, and never an exception: a Tab press shows no error.
+    """
+    import base64
+    import http.client
+    import json
+
+    path = host.path + ("/api/ps" if kind == "loaded" else "/api/tags")
+    headers = {"User-Agent": _USER_AGENT, "Accept": "application/json"}
+    if host.has_credentials:
+        token = f"{host.username or ''}:{host.password or ''}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
+    conn: http.client.HTTPConnection
+    if host.scheme == "https":
+        conn = http.client.HTTPSConnection(host.host, host.port, timeout=timeout)
+    else:
+        conn = http.client.HTTPConnection(host.host, host.port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        if response.status != 200:
+            return None
+        data = json.loads(response.read(8 * 1024 * 1024))
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        conn.close()
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return None
+    names = (m.get("name") or m.get("model") for m in models if isinstance(m, dict))
+    return [n for n in names if isinstance(n, str) and n]

@@ -11,6 +11,7 @@ Names already on the command line are not offered again (``pin tiny <TAB>``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Set
@@ -158,12 +159,23 @@ def _read_cache() -> dict[str, Any]:
 
 
 def _write_cache(data: dict[str, Any]) -> None:
-    try:
-        from ollama_resident.atomic import atomic_write
+    """Replace the cache file whole (a temporary file renamed over it), without fsync.
 
-        atomic_write(_cache_path(), json.dumps(data, sort_keys=True))
+    A cache lost in a crash costs one request; an fsync costs a Tab press tens of
+    milliseconds on a busy disk. Any error leaves the old file, and the next Tab
+    press asks the server again.
+    """
+    import os
+
+    path = _cache_path()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
     except OSError:
-        pass  # a read-only state dir only costs the next Tab press a request
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _cached(key: str, host: Any, kind: str) -> list[str]:
@@ -194,14 +206,6 @@ def _cached(key: str, host: Any, kind: str) -> list[str]:
 
 def _ask(host: Any, kind: str) -> list[str] | None:
     """The names from the server, or None when it does not answer within the budget."""
-    from ollama_resident.client import OllamaClient
-    from ollama_resident.errors import ResidentError
+    from ollama_resident.client import model_names
 
-    client = OllamaClient(host, timeout=SERVER_BUDGET_S, connect_timeout=SERVER_BUDGET_S)
-    try:
-        with client:
-            if kind == "loaded":
-                return [str(n) for n in client.ps().names]
-            return [str(m.get("name") or m.get("model") or "") for m in client.tags()]
-    except (ResidentError, OSError):
-        return None
+    return model_names(host, "loaded" if kind == "loaded" else "installed", SERVER_BUDGET_S)
