@@ -357,3 +357,21 @@ def test_every_fix_gathers_all_settings_once_when_the_manager_is_unknown() -> No
     ):
         assert line in text
     assert every_fix(SYSTEMD, checks) is None
+
+
+def test_sizes_seen_in_the_journal_count_for_models_not_loaded() -> None:
+    def loaded_event(name: str, size: int) -> Event:
+        return Event(
+            NOW - timedelta(days=2),
+            "http://127.0.0.1:11434",
+            name,
+            "loaded",
+            None,
+            {"size": size, "confidence": "certain"},
+        )
+
+    journal = [loaded_event(f"{n}:latest", 10 * 1000**3) for n in ("tiny", "tiny2", "tiny3")]
+    c = check(run_checks(inp(profile=three(), installed=TAGS, journal=journal)), "memory")
+    assert c.status == "fail"
+    assert "tiny:latest 10 GB (loaded 2026-11-27T18:00+00:00, /api/ps in the journal)" in c.evidence
+    assert any("does not fit in 24 GB" in e for e in c.evidence)  # and who would go

@@ -10,7 +10,7 @@ environment, a profile, the journal's recent events) goes in, a list of
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -102,7 +102,7 @@ class DoctorInput:
     profile: Profile | None = None
     installed: Mapping[str, Installed] = field(default_factory=dict)
     model_info: Mapping[str, ModelInfo] = field(default_factory=dict)  # by canonical name
-    journal: Sequence[Event] = ()  # the last 24 h, this host
+    journal: Sequence[Event] = ()  # this host's events (resets: the last 24 h; sizes: any)
     journal_path: str = ""
     guard_service: GuardService | None = None
     clock_offset_s: float | None = None  # server minus this machine
@@ -364,10 +364,15 @@ def _plan_evictions(
     from ollama_resident.plan import make_plan
 
     assert inp.profile is not None
+    installed = dict(inp.installed)
+    for name, (size, _when) in _journal_sizes(inp.journal).items():
+        if name in installed and installed[name].size < size:
+            # The size it took in memory beats the size of its file.
+            installed[name] = replace(installed[name], size=size)
     plan = make_plan(
         inp.profile,
         inp.snapshot,
-        installed=dict(inp.installed) or None,
+        installed=installed or None,
         max_loaded=max_loaded,
         memory=memory,
         now=inp.now,
@@ -407,16 +412,35 @@ def _max_loaded(inp: DoctorInput) -> Check:
     )
 
 
+def _journal_sizes(journal: Sequence[Event]) -> dict[str, tuple[int, datetime]]:
+    """The newest size each model had when loaded, from the journal's /api/ps records."""
+    sizes: dict[str, tuple[int, datetime]] = {}
+    for e in journal:
+        size = e.detail.get("size")
+        if e.event == "loaded" and e.model and isinstance(size, int) and size > 0:
+            sizes[canonical_name(e.model)] = (size, e.time)
+    return sizes
+
+
 def _profile_sizes(inp: DoctorInput) -> tuple[int, list[str], list[str]]:
     assert inp.profile is not None
     total = 0
     parts: list[str] = []
     missing: list[str] = []
+    history = _journal_sizes(inp.journal)
     for pm in inp.profile.models:
         loaded = inp.snapshot.find(pm.name)
         if loaded is not None and loaded.size:
             total += loaded.size
             parts.append(f"{loaded.name} {human_bytes(loaded.size)} (loaded, /api/ps)")
+            continue
+        seen = history.get(canonical_name(pm.name))
+        if seen is not None:
+            total += seen[0]
+            parts.append(
+                f"{canonical_name(pm.name)} {human_bytes(seen[0])} (loaded "
+                f"{seen[1].isoformat(timespec='minutes')}, /api/ps in the journal)"
+            )
             continue
         info = inp.installed.get(canonical_name(pm.name))
         if info is not None and info.size:

@@ -247,7 +247,8 @@ def doctor(
 
         journal = Journal()
         journal_path = str(journal.path)
-        since = datetime.now(timezone.utc) - timedelta(hours=24)
+        # A week: resets are counted over the last 24 h, sizes taken from any load.
+        since = datetime.now(timezone.utc) - timedelta(days=7)
         journal_events = journal.read(since=since, host=client.display_url)
     except OSError:
         pass
