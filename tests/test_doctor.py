@@ -304,6 +304,10 @@ def test_all_interfaces_and_any_origin_are_notes() -> None:
     assert c.status == "warn"
     assert "listens on all interfaces" in c.summary and "OLLAMA_ORIGINS" in c.summary
     assert c.fix is not None and c.fix.startswith("a note, not a failure")
+    # Reached through a proxy (https, another port): only the origins note is left.
+    proxied = check(run_checks(inp(facts=facts, url="https://gpu.example/ollama")), "exposure")
+    assert "listens on all interfaces" not in proxied.summary
+    assert any("a proxy" in e for e in proxied.evidence)
 
 
 @pytest.mark.parametrize(

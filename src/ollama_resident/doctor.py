@@ -232,6 +232,13 @@ def _server(inp: DoctorInput) -> Check:
 
 def _features(inp: DoctorInput) -> Check:
     v = parse_version(inp.version)
+    if not inp.version:
+        return Check(
+            "features",
+            "fail",
+            "the server has no /api/version: it is older than any release this tool knows",
+            fix="upgrade Ollama (https://ollama.com/download)",
+        )
     if v is None:
         return Check(
             "features",
@@ -678,6 +685,16 @@ def _log_level(inp: DoctorInput) -> Check:
     )
 
 
+def _behind_something(url: str, listen: str) -> bool:
+    """True when ``url`` is not the server's own port over plain http (a proxy answers)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    tail = listen.split("://", 1)[-1].rsplit(":", 1)
+    own = int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 11434
+    return parts.scheme == "https" or bool(parts.path.strip("/")) or parts.port != own
+
+
 def _exposure(inp: DoctorInput) -> Check:
     notes: list[str] = []
     evidence: list[str] = []
@@ -693,7 +710,12 @@ def _exposure(inp: DoctorInput) -> Check:
     everyone = bound in ("0.0.0.0", "[::]", "::", "") and host is not None and not host.default
     if listening.startswith(("[::]:", "0.0.0.0:", ":")):
         everyone = True
-    if everyone:
+    if everyone and _behind_something(inp.url, listening or (host.raw if host else "")):
+        evidence.append(
+            f"reached at {inp.url}: another scheme or port than the server's, so something "
+            "(a proxy) is in front of it"
+        )
+    elif everyone:
         notes.append(
             "the server listens on all interfaces: anyone who reaches its port can load, "
             "unload and delete models, unless something with authentication is in front of it"

@@ -193,10 +193,11 @@ def doctor(
     with client:
         import time
 
+        before = time.time()
         try:
-            before = time.time()
             version, date = client.version_and_date()
-            after = time.time()
+        except ServerTooOld:
+            version, date = "", None  # no /api/version: older than any this tool knows
         except (ServerUnreachable, RequestTimeout) as exc:
             hint = exc.hint or ""
             finish(
@@ -205,6 +206,7 @@ def doctor(
                 3,
             )
             return
+        after = time.time()
         snapshot = PsSnapshot((), datetime.now(timezone.utc))
         installed = {}
         try:
