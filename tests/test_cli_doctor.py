@@ -75,6 +75,43 @@ def test_cap_and_keep_alive_mismatch_fail_with_sources_and_fixes(
     assert not server.requests_to("/api/generate") and not server.requests_to("/api/embed")
 
 
+def test_the_fakes_own_log_drives_doctor_and_the_plan(
+    cli: Cli,
+    profiles: Path,
+    make_ollama: Callable[..., FakeOllama],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's case: a server started with OLLAMA_MAX_LOADED_MODELS=2 OLLAMA_KEEP_ALIVE=-1
+    and its log in a file, a shell with OLLAMA_KEEP_ALIVE=24h, a profile of three models."""
+    log = tmp_path / "ollama.log"
+    server = make_ollama(max_loaded=2, default_keep_alive=-1, log_path=str(log))
+    server.preload("tiny")  # a load: the log gets its `system memory` line too
+    monkeypatch.setenv("OLLAMA_KEEP_ALIVE", "24h")
+    run = cli("doctor", "--profile", "three", "--server-log", str(log), "--json")
+    assert run.exit_code == 1, run
+    failed = {c["id"]: c for c in json.loads(run.stdout)["checks"] if c["status"] == "fail"}
+    assert set(failed) == {"shell:OLLAMA_KEEP_ALIVE", "max-loaded"}
+    shell = failed["shell:OLLAMA_KEEP_ALIVE"]
+    assert (
+        "24h in this shell but forever (2562047h47m16.854775807s) on the server"
+        in (shell["summary"])
+    )
+    assert shell["server_settings"] == {"OLLAMA_KEEP_ALIVE": "24h"}
+    assert "keeps at most 2 loaded" in failed["max-loaded"]["summary"]
+    # apply --dry-run, without --max-loaded, predicts the eviction from the cap of 2.
+    plan = cli("apply", "three", "--dry-run", "--server-log", str(log))
+    assert plan.exit_code == 0, plan
+    assert "limits: at most 2 models loaded (OLLAMA_MAX_LOADED_MODELS=2, from" in plan.stderr
+    assert "will make Ollama evict" in plan.stderr
+    # A server with neither problem: doctor exits 0.
+    server.stop()
+    healthy_log = tmp_path / "healthy.log"
+    make_ollama(default_keep_alive="24h", log_path=str(healthy_log), log_debug=True)
+    healthy = cli("doctor", "--profile", "three", "--server-log", str(healthy_log))
+    assert healthy.exit_code == 0, healthy
+
+
 def test_a_server_without_problems_exits_0(
     cli: Cli, profiles: Path, ollama: FakeOllama, tmp_path: Path
 ) -> None:

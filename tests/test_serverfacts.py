@@ -8,12 +8,7 @@ import pytest
 
 from ollama_resident import serverlog
 from ollama_resident.durations import MAX_DURATION_NS
-from ollama_resident.factsources import (
-    _port_of,
-    facts_from_lines,
-    parse_systemd_environment,
-    read_log_tail,
-)
+from ollama_resident.factsources import _port_of, facts_from_source, parse_systemd_environment
 from ollama_resident.serverfacts import (
     ServerFacts,
     env_keep_alive,
@@ -169,17 +164,21 @@ def test_plan_limits_options_override_the_facts() -> None:
     assert cap.value is None  # 0: no cap
 
 
-def test_read_log_tail_finds_the_newest_start_in_a_long_log(tmp_path: Path) -> None:
+def test_the_newest_start_in_a_long_log_read_from_its_end(tmp_path: Path) -> None:
+    from ollama_resident import logsource
+
     filler = [gin() for _ in range(2000)]
+    newest = [*start_block(11434, env={"OLLAMA_MAX_LOADED_MODELS": "2"}), *filler]
     path = write_log(
         tmp_path / "server.log",
         start_block(11434, env={"OLLAMA_MAX_LOADED_MODELS": "7"}),
         filler,
-        start_block(11434, env={"OLLAMA_MAX_LOADED_MODELS": "2"}),
-        filler,
+        newest,
     )
-    lines, first = read_log_tail(path)
-    f = facts_from_lines(lines, str(path), first)
+    # Read from the middle (as a big log is), the first block left out: line numbers stay
+    # those of the file.
+    tail = len("\n".join(newest).encode()) + 1000
+    f = facts_from_source(logsource.from_file(path, max_bytes=tail))
     setting = f.setting("OLLAMA_MAX_LOADED_MODELS")
     assert setting is not None and setting.raw == "2"
     assert setting.source.endswith("line 2007, server config)")

@@ -20,10 +20,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 from ollama_resident import serverfacts
 from ollama_resident.host import Host
@@ -31,20 +31,19 @@ from ollama_resident.serverfacts import ServerFacts
 
 if TYPE_CHECKING:
     from ollama_resident.doctor import GuardService
+    from ollama_resident.logsource import LogSource
 
 __all__ = [
     "Manager",
     "ServeProcess",
+    "facts_from_source",
     "gather",
     "guard_service",
     "is_local",
-    "read_log_tail",
 ]
 
 SUBPROCESS_TIMEOUT_S = 1.0
-LOG_TAIL_BYTES = 8 * 1024 * 1024  # the newest start block is almost always in the last 8 MB
-LOG_SCAN_MAX_BYTES = 64 * 1024 * 1024
-JOURNAL_LINES = 20000
+LOG_MAX_BYTES = 64 * 1024 * 1024  # of a log, its last 64 MiB: the newest start is in there
 
 ManagerKind = Literal["systemd", "launchd", "docker", "shell", "unknown"]
 
@@ -83,63 +82,35 @@ class Gathered:
 
 def is_local(host: Host) -> bool:
     """True when the server is on this machine (so its process and services are visible)."""
-    import socket
+    from ollama_resident import logsource
 
-    name = host.host.lower()
-    if name in ("localhost", "::1", "0.0.0.0", "::") or name.startswith("127."):
-        return True
-    try:
-        return name in (socket.gethostname().lower(), socket.getfqdn().lower())
-    except OSError:
-        return False
+    return logsource.is_local(host.host)
 
 
 # -- the log -----------------------------------------------------------------------------------
 
 
-def read_log_tail(path: Path) -> tuple[list[str], int]:
-    """The lines of ``path`` from its newest ``server config`` line on (at least the last 8 MB).
-
-    Returns the lines and the 1-based number of the first one (lines before it are
-    counted, not kept). Reads backwards in blocks, at most 64 MB.
-    """
-    markers = (b'msg="server config"', b"INFO server config")
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        start = max(0, size - LOG_TAIL_BYTES)
-        fh.seek(start)
-        data = fh.read(size - start)
-        while start > 0 and not any(m in data for m in markers):
-            if size - start >= LOG_SCAN_MAX_BYTES:
-                break
-            step = min(start, LOG_TAIL_BYTES)
-            start -= step
-            fh.seek(start)
-            data = fh.read(step) + data
-        if start > 0:
-            cut = data.find(b"\n") + 1  # drop the partial first line
-            data = data[cut:]
-            # count the lines before, for true line numbers
-            fh.seek(0)
-            before = 0
-            remaining = start + cut
-            while remaining > 0:
-                chunk = fh.read(min(remaining, 1 << 20))
-                if not chunk:
-                    break
-                before += chunk.count(b"\n")
-                remaining -= len(chunk)
-        else:
-            before = 0
-    text = data.decode("utf-8", errors="replace")
-    return text.splitlines(), before + 1
+# The start block's lines, and the memory line each load writes: all the facts need.
+FACT_MESSAGES = (
+    "server config",
+    "inference compute",
+    "vram-based default context",
+    "system memory",
+)
+FACT_PREFIXES = ("Listening on ",)
 
 
-def facts_from_lines(lines: Sequence[str], origin: str, start_line: int = 1) -> ServerFacts:
+def facts_from_source(source: LogSource) -> ServerFacts:
+    """Facts from a log found or opened by :mod:`ollama_resident.logsource` (read once)."""
     from ollama_resident import serverlog
 
-    records = serverlog.iter_records(lines, start_line=start_line)
-    return serverfacts.facts_from_records(records, origin)
+    reader = serverlog.LogReader(messages=FACT_MESSAGES, prefixes=FACT_PREFIXES, gin="none")
+
+    def records() -> Iterator[serverlog.Record]:
+        for text, first, _label in source.blocks:
+            yield from reader.block(text, first)
+
+    return serverfacts.facts_from_records(records(), source.name)
 
 
 def _run(argv: Sequence[str], timeout: float = SUBPROCESS_TIMEOUT_S) -> tuple[int, str, str]:
@@ -164,33 +135,33 @@ def _run(argv: Sequence[str], timeout: float = SUBPROCESS_TIMEOUT_S) -> tuple[in
     return done.returncode, done.stdout, lines[0].strip() if lines else ""
 
 
-def _log_candidates(manager: Manager) -> list[tuple[str, list[str], int] | str]:
-    """Logs to try, best first: (origin, lines, first line number), or a reason it failed."""
-    out: list[tuple[str, list[str], int] | str] = []
-    app_log = Path.home() / ".ollama" / "logs" / "server.log"
-    if manager.kind == "systemd":
-        code, text, err = _run(
-            ["journalctl", "-u", manager.name, "-o", "cat", "--no-pager", "-n", str(JOURNAL_LINES)]
-        )
-        if code == 0 and text.strip():
-            out.append((f"journalctl -u {manager.name}", text.splitlines(), 1))
-        else:
-            out.append(
-                f"journalctl -u {manager.name}: {err or 'no lines (not in the journal group?)'}"
-            )
-    if manager.kind == "docker":
-        code, text, err = _run(["docker", "logs", "--tail", str(JOURNAL_LINES), manager.name])
-        if code == 0:
-            out.append((f"docker logs {manager.name}", text.splitlines(), 1))
-        else:
-            out.append(f"docker logs {manager.name}: {err}")
-    if app_log.is_file():
+def _log_sources(
+    host: Host, manager: Manager, process: ServeProcess | None
+) -> Iterator[LogSource | str]:
+    """Logs to try, best first (the same places as `why`), or why one could not be read.
+
+    Where the ``ollama serve`` process writes its stderr, when that is a file; the
+    container's ``docker logs``; then :func:`logsource.discover` (the journal, the app's
+    file). Each is read lazily, so a later one costs nothing when an earlier one answers.
+    """
+    from ollama_resident import logsource
+
+    if process is not None and process.log_file:
         try:
-            lines, first = read_log_tail(app_log)
-            out.append((str(app_log), lines, first))
+            src = logsource.from_file(process.log_file, max_bytes=LOG_MAX_BYTES)
+            src.name = f"{process.log_file} (where process {process.pid} writes)"
+            yield src
         except OSError as exc:
-            out.append(f"{app_log}: {exc.strerror or exc}")
-    return out
+            yield f"{process.log_file}: {exc.strerror or exc}"
+    if manager.kind == "docker":
+        found, attempt = logsource.from_docker(manager.name, max_bytes=LOG_MAX_BYTES)
+        yield found if found is not None else f"{attempt.name}: {attempt.reason}"
+    found, attempts = logsource.discover(host.host, max_bytes=LOG_MAX_BYTES)
+    for a in attempts:
+        if not a.ok:
+            yield f"{a.name}: {a.reason}"
+    if found is not None:
+        yield found
 
 
 # -- the process -------------------------------------------------------------------------------
@@ -388,12 +359,12 @@ def gather(
     *,
     version: str | None,
     server_log: str | None = None,
-    stdin_lines: Iterable[str] | None = None,
+    stdin: IO[bytes] | None = None,
     proc: Path = Path("/proc"),
 ) -> Gathered:
     """Facts by precedence (log, process, service manager), and the manager found.
 
-    ``server_log`` is a path or ``-`` (then ``stdin_lines`` are read); otherwise the log is
+    ``server_log`` is a path or ``-`` (then ``stdin`` is read); otherwise the log is
     looked for: where the ``ollama serve`` process writes its stderr, the journal, docker,
     the macOS app's file. A log whose newest start does not match the server (another
     port, another version) is not used. ``proc`` is where processes are listed.
@@ -438,36 +409,29 @@ def gather(
         docker = None
 
     # 1. the log
-    candidates: list[tuple[str, list[str], int] | str] = []
+    from ollama_resident import logsource
+
+    sources: Iterable[LogSource | str] = ()
     if server_log == "-":
-        candidates = [("standard input", list(stdin_lines or []), 1)]
+        sources = [logsource.from_stream(stdin or sys.stdin.buffer, "standard input")]
     elif server_log:
         try:
-            lines, first = read_log_tail(Path(server_log).expanduser())
-            candidates = [(server_log, lines, first)]
+            sources = [logsource.from_file(server_log, max_bytes=LOG_MAX_BYTES)]
         except OSError as exc:
             tried.append(f"{server_log}: {exc.strerror or exc}")
     elif local:
-        candidates = _log_candidates(manager)
-        if process is not None and process.log_file:
-            try:
-                lines, first = read_log_tail(Path(process.log_file))
-                origin = f"{process.log_file} (where process {process.pid} writes)"
-                candidates.insert(0, (origin, lines, first))
-            except OSError as exc:
-                tried.append(f"{process.log_file}: {exc.strerror or exc}")
-    for cand in candidates:
-        if isinstance(cand, str):
-            tried.append(cand)
+        sources = _log_sources(host, manager, process)
+    for source in sources:
+        if isinstance(source, str):
+            tried.append(source)
             continue
-        origin, lines, first = cand
-        facts = facts_from_lines(lines, origin, first)
+        facts = facts_from_source(source)
         if not facts.known:
-            tried.append(facts.reason or f"{origin}: no server config")
+            tried.append(facts.reason or f"{source.name}: no server config")
             continue
         mismatch = _log_matches(facts, host, version)
         if mismatch:
-            tried.append(f"{origin}: {mismatch}")
+            tried.append(f"{source.name}: {mismatch}")
             continue
         return Gathered(facts, manager, tried)
 

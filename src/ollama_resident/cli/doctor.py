@@ -227,10 +227,8 @@ def doctor(
                 except ResidentError:
                     continue
 
-    stdin_lines = sys.stdin if server_log == "-" else None
-    gathered = factsources.gather(
-        target, version=version, server_log=server_log, stdin_lines=stdin_lines
-    )
+    stdin = sys.stdin.buffer if server_log == "-" else None
+    gathered = factsources.gather(target, version=version, server_log=server_log, stdin=stdin)
     offset = None
     if date:
         from email.utils import parsedate_to_datetime
