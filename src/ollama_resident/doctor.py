@@ -29,6 +29,7 @@ __all__ = [
     "DoctorInput",
     "GuardService",
     "Status",
+    "clock_offset",
     "every_fix",
     "fix_text",
     "parse_version",
@@ -125,6 +126,27 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     nums = tuple(int(p) for p in parts[:3]) + (0,) * (3 - len(parts[:3]))
     version = (nums[0], nums[1], nums[2])
     return None if version == (0, 0, 0) else version
+
+
+def clock_offset(date_header: str | None, sent: float, received: float) -> float | None:
+    """Seconds the server's clock is ahead of ours, from an HTTP ``Date`` header.
+
+    ``sent``/``received`` are this machine's clock (epoch seconds) around the request.
+    The header has whole seconds (truncated), so the server's time is taken half a second
+    on; the result is good to about ±(1 + round trip / 2) s. None without a usable header.
+
+    >>> clock_offset("Sun, 29 Nov 2026 18:00:10 GMT", 1795975199.9, 1795975200.1)
+    10.5
+    """
+    if not date_header:
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        server_time = parsedate_to_datetime(date_header).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return round(server_time + 0.5 - (sent + received) / 2, 3)
 
 
 # -- fixes -------------------------------------------------------------------------------------

@@ -229,15 +229,7 @@ def doctor(
 
     stdin = sys.stdin.buffer if server_log == "-" else None
     gathered = factsources.gather(target, version=version, server_log=server_log, stdin=stdin)
-    offset = None
-    if date:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            server_time = parsedate_to_datetime(date).timestamp()
-            offset = server_time + 0.5 - (before + after) / 2  # the header truncates to seconds
-        except (TypeError, ValueError):
-            offset = None
+    offset = checks_mod.clock_offset(date, before, after)
     journal_events: list[Any] = []
     journal_path = ""
     try:
