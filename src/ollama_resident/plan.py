@@ -445,6 +445,7 @@ def _predict(
     max_loaded: int | None,
     memory: int | None,
     cap_source: str | None = None,
+    asked_by: str | None = None,
 ) -> list[Eviction]:
     in_profile = {canonical_name(m.name) for m in profile.models}
     wanted_by_name = {canonical_name(m.name): profile.keep_alive_for(m) for m in profile.models}
@@ -487,7 +488,16 @@ def _predict(
                     break
                 resident.remove(victim)
                 evictions.append(
-                    _eviction(victim, new, "max-loaded", resident, max_loaded, memory, cap_source)
+                    _eviction(
+                        victim,
+                        new,
+                        "max-loaded",
+                        resident,
+                        max_loaded,
+                        memory,
+                        cap_source,
+                        asked_by,
+                    )
                 )
         if memory and size:
             while resident and sum(r.size or 0 for r in resident) + size > memory:
@@ -496,7 +506,9 @@ def _predict(
                     break
                 resident.remove(victim)
                 evictions.append(
-                    _eviction(victim, new, "memory", resident, max_loaded, memory, cap_source)
+                    _eviction(
+                        victim, new, "memory", resident, max_loaded, memory, cap_source, asked_by
+                    )
                 )
         resident.append(new)
     return evictions
@@ -510,6 +522,7 @@ def _eviction(
     max_loaded: int | None,
     memory: int | None,
     cap_source: str | None = None,
+    asked_by: str | None = None,
 ) -> Eviction:
     certain = not victim.estimated and not any(r.estimated for r in others)
     if cause == "max-loaded":
@@ -535,7 +548,9 @@ def _eviction(
         f"loading {new.name} {verb} make Ollama evict {victim.name} ({victim.ka_words()}): "
         f"{why}, and it unloads {choice}"
     )
-    if victim.in_profile:
+    if victim.in_profile and asked_by:
+        message += f"; {victim.name} is asked for by {asked_by} too: they cannot all stay loaded"
+    elif victim.in_profile:
         message += f"; {victim.name} is in this profile, which cannot stay loaded as a whole"
     return Eviction(
         model=victim.name,
@@ -564,6 +579,7 @@ def make_plan(
     max_loaded_source: str | None = None,
     memory_source: str | None = None,
     max_loaded_label: str | None = None,
+    asked_by: str | None = None,
 ) -> Plan:
     """Compare ``profile`` with ``snapshot`` and say what to do, model by model.
 
@@ -574,7 +590,8 @@ def make_plan(
     context. ``exclusive`` None takes the profile's setting. ``max_loaded`` None
     or 0 and ``memory`` None skip those eviction checks; ``*_source`` say in words where
     they came from (``--max-loaded``, the server log ...), ``max_loaded_label`` the
-    same in a few words, for the eviction messages.
+    same in a few words, for the eviction messages. ``asked_by`` names a command whose
+    models are planned as a profile (``pin a b c``), for the same messages.
     """
     when = now if now is not None else snapshot.taken_at
     excl = profile.exclusive if exclusive is None else exclusive
@@ -611,13 +628,15 @@ def make_plan(
         )
     all_steps = [*unloads, *steps]
     label = max_loaded_label or max_loaded_source
-    evictions = _predict(all_steps, snapshot, when, profile, tags, max_loaded, memory, label)
+    evictions = _predict(
+        all_steps, snapshot, when, profile, tags, max_loaded, memory, label, asked_by
+    )
 
     notes: list[str] = []
     if max_loaded and len(profile.models) > max_loaded:
         notes.append(
-            f"the profile has {len(profile.models)} models but Ollama keeps at most "
-            f"{max_loaded} loaded ({label or 'OLLAMA_MAX_LOADED_MODELS'}): "
+            f"{asked_by or 'the profile'} has {len(profile.models)} models but Ollama keeps "
+            f"at most {max_loaded} loaded ({label or 'OLLAMA_MAX_LOADED_MODELS'}): "
             "they cannot all stay"
         )
     missing = [s.requested or s.model for s in steps if s.installed is False]

@@ -277,6 +277,7 @@ def _check_plan(
         max_loaded_source=cap.source,
         max_loaded_label=cap.short,
         memory_source=mem.source,
+        asked_by=title,
     )
     if options.dry_run:
         return plan, snapshot, took
