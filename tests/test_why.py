@@ -248,8 +248,6 @@ def test_story_json_contract() -> None:
         "headline",
         "items",
         "notes",
-        "server_log",
-        "server_log_notes",
         "journal",
         "host",
         "other_hosts",
@@ -398,83 +396,7 @@ def test_describe_guard_events(e: Event, expected: str) -> None:
     assert why.describe(e) == expected
 
 
-# -- the server log ------------------------------------------------------------------------
-
-LOG = """\
-time=2026-08-22T12:00:00.100Z level=INFO source=routes.go:1500 msg="Listening on 127.0.0.1:11434 (version 0.24.0)"
-[GIN] 2026/08/22 - 12:01:00 | 200 |  301.2ms |       127.0.0.1 | POST     "/api/generate"
-time=2026-08-22T12:01:00.500Z level=DEBUG source=sched.go:200 msg="max runners achieved, unloading one to make room" runner.count=3
-time=2026-08-22T12:01:00.510Z level=DEBUG source=sched.go:700 msg="runner expired event received" runner.name=registry.ollama.ai/library/tiny2:latest runner.model=/root/.ollama/models/blobs/sha256-792e runner.num_ctx=4096
-time=2026-08-22T12:02:00.000Z level=DEBUG source=sched.go:410 msg="timer expired, expiring to unload" runner.name=registry.ollama.ai/library/tiny3:latest
-time=2026-08-22T12:03:00.000-02:00 level=INFO source=server.go:100 msg="llama-server model predicted to exceed available memory, evicting" predicted="9.1 GiB" available="6.0 GiB"
-time=2026-08-22T12:04:00.000Z level=WARN source=sched.go:900 msg="runtime OOM detected; expiring loaded models to clear memory before next request"
-time=2026-08-22T12:05:00.000Z level=DEBUG source=sched.go:300 msg=reloading runner.name="myns/coder:7b" note="a \\"quoted\\" value"
-level=DEBUG msg="shutting down runner" model=tiny2
-llama_model_loader: loaded meta data with 24 key-value pairs
-"""  # noqa: E501 (real log lines are long)
-
-
-def test_the_log_parser_finds_the_scheduler_lines() -> None:
-    report = why.parse_server_log(LOG.splitlines(keepends=True))
-    assert report.lines == 10
-    assert report.debug_lines == 5 and report.has_debug
-    assert report.versions == ("0.24.0",)
-    found = [(x.kind, x.model, x.level) for x in report.entries]
-    assert found == [
-        ("listening", None, "INFO"),
-        ("max_runners", None, "DEBUG"),
-        ("unload_event", "tiny2:latest", "DEBUG"),
-        ("expired", "tiny3:latest", "DEBUG"),
-        ("memory_evict", None, "INFO"),
-        ("runtime_oom", None, "WARN"),
-        ("reload", "myns/coder:7b", "DEBUG"),
-        ("shutdown", "tiny2:latest", "DEBUG"),
-    ]
-    by_kind = {x.kind: x for x in report.entries}
-    assert by_kind["memory_evict"].time == datetime(2026, 8, 22, 14, 3, tzinfo=UTC)
-    assert by_kind["shutdown"].time is None
-    assert by_kind["listening"].meaning == "the server started (version 0.24.0)"
-    assert by_kind["max_runners"].line_no == 3
-
-
-def test_log_lines_near_an_unload_become_its_evidence() -> None:
-    report = why.parse_server_log(LOG.splitlines())
-    events = [
-        started(0),
-        ev(1, "tiny2:latest", "loaded", None, confidence="certain"),
-        ev(
-            61,
-            "tiny2:latest",
-            "unloaded",
-            "evicted",
-            confidence="likely",
-            since=ts(60),
-            by_models=["qwen2.5:14b"],
-        ),
-    ]
-    story = why.build_story("tiny2", events, now=at(600), log=report, tz=UTC)
-    item = story.items[0]
-    assert [x.kind for x in item.log] == ["max_runners", "unload_event"]
-    out = why.render_story(story, tz=UTC)
-    assert (
-        "server log line 3: OLLAMA_MAX_LOADED_MODELS was reached: one model unloaded to make room"
-    ) in out
-    # the rest of the log about this model, or about the whole server, is listed apart
-    assert "Server log (newest first):" in out
-    assert "the server is shutting down its runners [tiny2:latest]  (line 9)" in out
-    assert "out of memory while generating" in out
-    assert "tiny3" not in out
-
-
-def test_a_log_without_debug_lines_says_to_set_ollama_debug() -> None:
-    report = why.parse_server_log(
-        ['time=2026-08-22T12:00:00Z level=INFO msg="Listening on [::]:11434 (version 0.33.0)"']
-    )
-    story = why.build_story("tiny", [], now=at(0), log=report)
-    assert any("only with OLLAMA_DEBUG=1" in note for note in story.log_notes)
-    assert not report.has_debug
-    empty = why.build_story("tiny", [], now=at(0), log=why.parse_server_log(["hello"]))
-    assert "No scheduler lines found in 1 lines of server log." in empty.log_notes
+# The server log's part of the story: tests/test_logtimeline.py and tests/test_why_log.py.
 
 
 def test_a_reload_reads_newest_first_with_the_new_runner_on_top() -> None:

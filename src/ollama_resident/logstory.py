@@ -694,9 +694,11 @@ def render(story: TotalStory, *, tz: tzinfo | None = None) -> str:
     if src:
         lines.append("")
         lines.extend(src)
-    while lines and lines[-1] == "":
-        lines.pop()
-    return "\n".join(lines)
+    # One blank line between blocks, never two (an empty story has no items between).
+    tidy = [line for n, line in enumerate(lines) if line or (n and lines[n - 1])]
+    while tidy and tidy[-1] == "":
+        tidy.pop()
+    return "\n".join(tidy)
 
 
 def _sources_json(story: TotalStory) -> list[dict[str, Any]]:

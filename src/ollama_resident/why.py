@@ -1,22 +1,20 @@
-"""Explain a model's recent life in plain words, from the journal (and a server log).
+"""Explain a model's recent life in plain words, from the journal.
 
 :func:`describe` and :func:`evidence` put one event into words (``watch`` and
 ``journal show`` use them too). :func:`build_story` gathers one model's events, newest
 first, merges the same fact seen by two recorders (a ``watch`` and the ``unload`` command
-that caused it), and says where the journal does not cover the time.
-:func:`parse_server_log` reads Ollama's own log for the scheduler lines that name a
-reason (ollama-contract.md §4.2); most of them are written only with ``OLLAMA_DEBUG=1``.
+that caused it), and says where the journal does not cover the time. What Ollama's own
+server log says is merged in by :mod:`ollama_resident.logstory`.
 
-Pure: no I/O. Callers read the journal and the log and pass the lines in.
+Pure: no I/O. Callers read the journal and pass the events in.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ollama_resident.durations import format_window, parse_timestamp
@@ -24,14 +22,11 @@ from ollama_resident.events import TOOL, Event, format_time
 from ollama_resident.models import canonical_name, names_match
 
 __all__ = [
-    "LogEntry",
-    "LogReport",
     "Story",
     "StoryItem",
     "build_story",
     "describe",
     "evidence",
-    "parse_server_log",
     "render_story",
     "story_json",
 ]
@@ -39,7 +34,6 @@ __all__ = [
 START_RECORDING = "start recording with `ollama-resident watch` (or `guard`)"
 KEEP_RECORDING = "Keep `ollama-resident watch` (or `guard`) running to record what happens."
 _DEDUPE_S = 10.0
-_LOG_NEAR_S = 3.0
 _CONFIDENCE_RANK = {"certain": 2, "likely": 1, "guess": 0}
 
 
@@ -493,163 +487,6 @@ def _ago(t: datetime, now: datetime) -> str:
     return f"{int(seconds // 86400)} days ago"
 
 
-# -- the server log ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One scheduler line of Ollama's log that says why a model came or went."""
-
-    line_no: int
-    time: datetime | None
-    level: str
-    kind: str
-    meaning: str
-    message: str
-    model: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "line": self.line_no,
-            "time": format_time(self.time) if self.time else None,
-            "level": self.level,
-            "kind": self.kind,
-            "meaning": self.meaning,
-            "message": self.message,
-            "model": self.model,
-        }
-
-
-@dataclass(frozen=True)
-class LogReport:
-    entries: tuple[LogEntry, ...]
-    lines: int
-    debug_lines: int
-    versions: tuple[str, ...] = ()
-
-    @property
-    def has_debug(self) -> bool:
-        return self.debug_lines > 0
-
-
-# (kind, pattern on msg, meaning). Wordings from server/sched.go and llm/*.go (contract §4.2),
-# with the older ones where they differ.
-_LOG_PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
-    (kind, re.compile(pattern, re.IGNORECASE), meaning)
-    for kind, pattern, meaning in (
-        ("expired", r"timer expired, expiring to unload", "its keep-alive timer ran out (idle)"),
-        (
-            "zero_duration",
-            r"runner with zero duration has gone idle",
-            "it went idle with keep-alive 0 (a request with keep_alive 0, or "
-            "OLLAMA_KEEP_ALIVE=0): unloaded at once",
-        ),
-        (
-            "reload",
-            r"resetting model to expire immediately to make room|^reloading",
-            "a request asked for other load options (num_ctx, ...): reload",
-        ),
-        (
-            "max_runners",
-            r"max runners achieved, unloading one to make room",
-            "OLLAMA_MAX_LOADED_MODELS was reached: one model unloaded to make room",
-        ),
-        (
-            "memory_evict",
-            r"predicted to exceed available memory, evicting|requires more memory than is "
-            r"currently available, evicting",
-            "a new model was predicted not to fit in free memory: a model was evicted",
-        ),
-        (
-            "oom_retry",
-            r"evicting all other loaded models for OOM retry|evicting all other models and "
-            r"retrying once",
-            "a load ran out of memory: every other model was evicted to retry it",
-        ),
-        (
-            "runtime_oom",
-            r"runtime OOM detected",
-            "out of memory while generating: every loaded model was unloaded, pins included",
-        ),
-        (
-            "unload_event",
-            r"runner expired event received",
-            "Ollama processed an unload (a stop, an expiry or an eviction)",
-        ),
-        ("shutdown", r"shutting down runner", "the server is shutting down its runners"),
-        ("listening", r"^Listening on ", "the server started"),
-        (
-            "load_aborted",
-            r"client connection closed before .* finished loading, aborting load",
-            "the loading client went away, so the load was aborted",
-        ),
-        ("load_failed", r"^Load failed|error loading llama server", "a load failed"),
-    )
-)
-_ATTR = re.compile(r'([A-Za-z_][\w.]*)=("(?:[^"\\]|\\.)*"|\S*)')
-_VERSION = re.compile(r"\(version ([^)]+)\)")
-_NAME_KEYS = ("runner.name", "name", "model.name")
-_MODEL_KEYS = ("runner.model", "model", "modelPath", "runner.modelPath")
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
-
-
-def _log_model(attrs: Mapping[str, str]) -> str | None:
-    for key in _NAME_KEYS:
-        if attrs.get(key):
-            return canonical_name(attrs[key])
-    for key in _MODEL_KEYS:
-        value = attrs.get(key, "")
-        # A blob path names no model; a plain name does.
-        if value and "/blobs/" not in value and "sha256" not in value and "\\" not in value:
-            return canonical_name(value)
-    return None
-
-
-def parse_server_log(lines: Iterable[str]) -> LogReport:
-    """The scheduler lines of an Ollama server log (``slog`` text format).
-
-    Lines look like ``time=2026-08-21T12:00:00.123-07:00 level=DEBUG source=sched.go:417
-    msg="timer expired, expiring to unload" runner.name=registry.ollama.ai/library/tiny:latest
-    ...``. Anything else (``[GIN]`` access lines, llama.cpp output) is counted and skipped.
-    """
-    entries: list[LogEntry] = []
-    count = debug = 0
-    versions: list[str] = []
-    for number, raw in enumerate(lines, start=1):
-        count += 1
-        line = raw.rstrip("\r\n")
-        if "msg=" not in line:
-            continue
-        attrs = {k: _unquote(v) for k, v in _ATTR.findall(line)}
-        level = attrs.get("level", "").upper()
-        if level == "DEBUG":
-            debug += 1
-        message = attrs.get("msg", "")
-        match = next((p for p in _LOG_PATTERNS if p[1].search(message)), None)
-        if match is None:
-            continue
-        kind, _pattern, meaning = match
-        when: datetime | None
-        try:
-            when = parse_timestamp(attrs.get("time", ""))
-        except ValueError:
-            when = None
-        if kind == "listening":
-            m = _VERSION.search(message)
-            if m:
-                versions.append(m.group(1))
-                meaning = f"the server started (version {m.group(1)})"
-        entries.append(
-            LogEntry(number, when, level or "?", kind, meaning, message, _log_model(attrs))
-        )
-    return LogReport(tuple(entries), count, debug, tuple(versions))
-
-
 # -- the story -----------------------------------------------------------------------------
 
 
@@ -660,7 +497,6 @@ class StoryItem:
     evidence: tuple[str, ...] = ()
     event: Event | None = None
     confidence: str | None = None
-    log: tuple[LogEntry, ...] = ()
     kind: str = "gap"  # without an event: "gap" (gone unrecorded), "recording_stopped"
 
     @property
@@ -678,7 +514,6 @@ class StoryItem:
             "confidence": self.confidence,
             "summary": self.summary,
             "evidence": list(self.evidence),
-            "server_log": [entry.to_json() for entry in self.log],
             "detail": dict(self.event.detail) if self.event else {},
         }
 
@@ -690,8 +525,6 @@ class Story:
     notes: tuple[str, ...]
     journal: str | None
     covers: tuple[datetime, datetime] | None
-    log_only: tuple[LogEntry, ...] = ()  # log lines for the model not tied to an item
-    log_notes: tuple[str, ...] = ()
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     host: str | None = None  # the server told about (None: every server in the journal)
     other_hosts: tuple[str, ...] = ()  # servers with entries for the model, left out
@@ -811,7 +644,6 @@ def build_story(
     *,
     now: datetime,
     journal: str | None = None,
-    log: LogReport | None = None,
     tz: tzinfo | None = None,
     limit: int = 30,
     host: str | None = None,
@@ -914,12 +746,7 @@ def build_story(
         )
 
     several = len({e.host for e in mine if e.host}) > 1
-    log_used: set[int] = set()
     for e in timeline:
-        attached: tuple[LogEntry, ...] = ()
-        if log is not None and e.event in ("unloaded", "keep_alive_changed", "loaded", "conflict"):
-            attached = _near(log, e, name)
-            log_used.update(x.line_no for x in attached)
         items.append(
             StoryItem(
                 time=e.time,
@@ -927,7 +754,6 @@ def build_story(
                 evidence=tuple(evidence(e, tz=tz)),
                 event=e,
                 confidence=e.confidence,
-                log=attached,
             )
         )
     # Newest first; of two at the same moment the later-recorded one (a reload's new
@@ -974,31 +800,12 @@ def build_story(
         servers = sorted({e.host for e in mine if e.host})
         notes.append(f"These entries come from {len(servers)} servers: {_names(servers)}.")
 
-    log_only: tuple[LogEntry, ...] = ()
-    log_notes: list[str] = []
-    if log is not None:
-        log_only = tuple(
-            x
-            for x in reversed(log.entries)
-            if x.line_no not in log_used
-            and (x.model is None or names_match(x.model, name))
-            and (x.model is not None or x.kind in ("runtime_oom", "shutdown", "listening"))
-        )[:limit]
-        if not log.has_debug:
-            log_notes.append(
-                "The server log has no DEBUG lines: Ollama names most unload reasons (timer "
-                "expired, max runners, reload) only with OLLAMA_DEBUG=1 set on the server."
-            )
-        if not log.entries:
-            log_notes.append(f"No scheduler lines found in {log.lines} lines of server log.")
     return Story(
         model=name,
         items=tuple(items),
         notes=tuple(notes),
         journal=journal,
         covers=covers,
-        log_only=log_only,
-        log_notes=tuple(log_notes),
         now=now,
         host=host,
         other_hosts=other_hosts,
@@ -1064,24 +871,6 @@ def _gap_item(start: datetime, end: datetime, tz: tzinfo | None, now: datetime) 
     )
 
 
-def _near(log: LogReport, e: Event, name: str) -> tuple[LogEntry, ...]:
-    since_raw = e.detail.get("since")
-    start = e.time
-    if isinstance(since_raw, str):
-        with contextlib.suppress(ValueError):
-            start = parse_timestamp(since_raw)
-    lo = start - timedelta(seconds=_LOG_NEAR_S)
-    hi = e.time + timedelta(seconds=_LOG_NEAR_S)
-    return tuple(
-        x
-        for x in log.entries
-        if x.time is not None
-        and lo <= x.time <= hi
-        and (x.model is None or names_match(x.model, name))
-        and x.kind not in ("listening", "load_aborted")
-    )
-
-
 # -- output --------------------------------------------------------------------------------
 
 
@@ -1095,16 +884,7 @@ def render_story(story: Story, *, tz: tzinfo | None = None) -> str:
         pad = " " * (len(when) + 4)
         for fact in item.evidence:
             lines.append(f"{pad}- {fact}")
-        for entry in item.log:
-            lines.append(f"{pad}- server log line {entry.line_no}: {entry.meaning}")
-    if story.log_only:
-        lines.append("")
-        lines.append("Server log (newest first):")
-        for entry in story.log_only:
-            when = _clock(entry.time, tz, now) if entry.time else "--:--:--"
-            who = f" [{entry.model}]" if entry.model else ""
-            lines.append(f"  {when}  {entry.meaning}{who}  (line {entry.line_no})")
-    notes = [*story.notes, *story.log_notes]
+    notes = list(story.notes)
     if notes:
         lines.append("")
         lines.extend(notes)
@@ -1130,8 +910,6 @@ def story_json(story: Story) -> dict[str, Any]:
         "headline": story.headline,
         "items": [item.to_json() for item in story.items],
         "notes": list(story.notes),
-        "server_log": [entry.to_json() for entry in story.log_only],
-        "server_log_notes": list(story.log_notes),
         "journal": story.journal,
         "host": story.host,
         "other_hosts": list(story.other_hosts),
