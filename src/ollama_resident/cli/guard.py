@@ -120,6 +120,11 @@ def guard(
 
     plans = _plans(ctx, models, profile or [], for_, host or [])
     out = Output()
+    if not plans:
+        # Only empty profiles: nothing to keep, which is no failure. Exit 0 (as `apply`
+        # does), so a service with Restart=on-failure does not restart in a loop.
+        out.warn(f"profile {', '.join(map(repr, profile or []))} has no models: nothing to guard")
+        return
     as_jsonl = jsonl or not out.rich_stdout
     lock = threading.Lock()
     several = len(plans) > 1
@@ -178,7 +183,7 @@ def _plans(
         for name in dict.fromkeys(profile_names):
             chosen = profiles.resolve(name, state(ctx).profiles)
             if not chosen.models:
-                raise UsageError(f"profile {name!r} has no models")
+                continue  # nothing to keep: see guard(), which says so and exits 0
             targets = given or [resolve_host(None, chosen.host)]
             groups.append((f"profile {name!r}", targets, chosen.load_requests()))
     else:

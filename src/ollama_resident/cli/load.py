@@ -176,7 +176,7 @@ def unload_with_progress(
 
 
 def _from_profile(
-    ctx: typer.Context, profile: str, models: Sequence[str] | None
+    ctx: typer.Context, profile: str, models: Sequence[str] | None, *, quiet: bool = False
 ) -> tuple[list[LoadRequest], str | None]:
     """A profile's load requests and host; models on the command line are an error."""
     from ollama_resident import profiles
@@ -187,7 +187,12 @@ def _from_profile(
         raise UsageError("give model names or --profile, not both")
     chosen = profiles.resolve(profile, state(ctx).profiles)
     if not chosen.models:
-        raise UsageError(f"profile {profile!r} has no models")
+        # An empty profile is a valid file meaning "nothing to keep": the same answer
+        # as `apply` and `guard` give it (exit 0), so no script or service fails on it.
+        from ollama_resident.cli._output import Output
+
+        Output(quiet=quiet).info(f"profile {profile!r} has no models: nothing to do")
+        raise typer.Exit(0)
     return chosen.load_requests(), chosen.host
 
 
@@ -495,7 +500,7 @@ def preload(
     ka = _parsed(keep_alive)
     profile_host = None
     if profile:
-        requests, profile_host = _from_profile(ctx, profile, models)
+        requests, profile_host = _from_profile(ctx, profile, models, quiet=quiet)
         if ka is not None or num_ctx is not None:  # the command line wins over the file
             requests = [
                 replace(r, keep_alive=ka or r.keep_alive, num_ctx=num_ctx or r.num_ctx)
@@ -569,7 +574,7 @@ def pin(
     ka = _parsed(for_) or KeepAlive.forever()
     profile_host = None
     if profile:
-        profile_requests, profile_host = _from_profile(ctx, profile, models)
+        profile_requests, profile_host = _from_profile(ctx, profile, models, quiet=quiet)
         requests = [LoadRequest(r.model, ka, num_ctx or r.num_ctx) for r in profile_requests]
     else:
         requests = [LoadRequest(m, ka, num_ctx) for m in _models_or_die(models, "pin")]
@@ -646,7 +651,7 @@ def unload(
     if profile:
         if all_models:
             raise UsageError("give --profile or --all, not both")
-        profile_requests, profile_host = _from_profile(ctx, profile, names)
+        profile_requests, profile_host = _from_profile(ctx, profile, names, quiet=quiet)
         names = [r.model for r in profile_requests]
     if all_models and names:
         raise UsageError("give model names or --all, not both")
