@@ -238,14 +238,13 @@ def test_partial_offload_warns(make_ollama: Callable[..., FakeOllama], cli: Call
     assert "did not fit in GPU memory" in run.stderr and "% runs on the CPU" in run.stderr
 
 
-def test_missing_model_fails_alone_with_pull_hint(ollama: FakeOllama, cli: Callable[..., Run]):
+def test_missing_model_is_a_usage_error_with_pull_hint(ollama: FakeOllama, cli: Callable[..., Run]):
+    """A name that matches nothing installed: exit 2, nothing sent (#11.7)."""
     run = cli("pin", "doesnotexist", "tiny")
-    assert run.exit_code == 1
-    assert "error: doesnotexist: model 'doesnotexist" in run.stderr and "not found" in run.stderr
+    assert run.exit_code == 2
+    assert 'error: model "doesnotexist" matches no model installed or loaded' in run.stderr
     assert "ollama pull doesnotexist" in run.stderr
-    assert "tiny:latest loaded" in run.stderr
-    assert "2 models: 1 loaded, 1 failed" in run.stderr
-    assert "tiny:latest" in _ps(ollama)
+    assert "tiny:latest" not in _ps(ollama)
 
 
 def test_load_failure_carries_ollama_message(ollama: FakeOllama, cli: Callable[..., Run]):

@@ -81,6 +81,9 @@ class OllamaClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._http: httpx.Client | None = None
+        # Names /api/ps does not list, to the digest of the file that serves them
+        # (`ollama cp`); set by resolve.check_names, carried by every ps() snapshot.
+        self.aliases: dict[str, str] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -247,7 +250,10 @@ class OllamaClient:
     def ps(self) -> PsSnapshot:
         response = self._request("GET", "/api/ps")
         now = datetime.now(timezone.utc)
-        return self._shaped(response, lambda data: PsSnapshot.from_api(data, now))
+        snapshot = self._shaped(response, lambda data: PsSnapshot.from_api(data, now))
+        if self.aliases:
+            snapshot = PsSnapshot(snapshot.models, snapshot.taken_at, dict(self.aliases))
+        return snapshot
 
     def tags(self) -> list[dict[str, Any]]:
         """``GET /api/tags``'s entries, each an object with a string ``name``."""

@@ -273,6 +273,9 @@ class PsSnapshot:
 
     models: tuple[RunningModel, ...]
     taken_at: datetime
+    # Other names of loaded models' files: canonical name -> digest (`ollama cp`), so
+    # that find() matches a name /api/ps does not list to the runner that serves it.
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any], taken_at: datetime) -> PsSnapshot:
@@ -281,9 +284,19 @@ class PsSnapshot:
         return cls(models=models, taken_at=taken_at)
 
     def find(self, name: str) -> RunningModel | None:
+        """The loaded model ``name`` refers to: by name, else by the digest of an alias.
+
+        Ollama serves every name of one model file from one runner, listed under the
+        name it was loaded with (``server/sched.go``, runners keyed by model path).
+        """
         for model in self.models:
             if model.matches(name):
                 return model
+        digest = self.aliases.get(canonical_name(name)) if self.aliases else None
+        if digest:
+            for model in self.models:
+                if model.digest == digest:
+                    return model
         return None
 
     def filter_prefix(self, prefix: str | None) -> PsSnapshot:
@@ -291,7 +304,7 @@ class PsSnapshot:
         if not prefix:
             return self
         kept = tuple(m for m in self.models if name_starts_with(m.name, prefix))
-        return PsSnapshot(models=kept, taken_at=self.taken_at)
+        return PsSnapshot(models=kept, taken_at=self.taken_at, aliases=self.aliases)
 
     @property
     def names(self) -> Sequence[str]:

@@ -514,10 +514,20 @@ def _still_counting(model: RunningModel, now: datetime) -> bool:
 def select_unload_targets(
     snapshot: PsSnapshot, models: Sequence[str], *, all_models: bool, keep: Sequence[str]
 ) -> list[str]:
-    """The names to unload: those given, or everything listed but ``keep``."""
+    """The names to unload: those given, or everything listed but ``keep``.
+
+    ``keep`` names are matched as :meth:`PsSnapshot.find` matches them (by name, or
+    by the file an alias names), so ``--except`` an alias keeps its runner.
+    """
+    kept = [found for k in keep if (found := snapshot.find(k)) is not None]
     if all_models:
-        return [m.name for m in snapshot.models if not any(m.matches(k) for k in keep)]
-    return [m for m in models if not any(names_match(m, k) for k in keep)]
+        return [m.name for m in snapshot.models if not any(m is k for k in kept)]
+    return [
+        m
+        for m in models
+        if not any(names_match(m, k) for k in keep)
+        and not any(snapshot.find(m) is k and k is not None for k in kept)
+    ]
 
 
 def unload_models(

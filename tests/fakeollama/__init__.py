@@ -62,7 +62,9 @@ latency=0.0)``
         request would (blocking, honours eviction and load_delay), then ends that request.
         ``models`` lists the installed FakeModels.
         ``add_model(model)``, ``remove_model(name)`` change the installed list (a loaded model
-        stays loaded, as with ``DELETE /api/delete``). Attributes such as ``max_loaded``,
+        stays loaded, as with ``DELETE /api/delete``). ``copy_model(source, destination)`` is
+        ``ollama cp``: one file, two names, one runner (keyed by the file, as in Go).
+        Attributes such as ``max_loaded``,
         ``memory_budget``, ``gpu_memory``, ``token_delay``, ``list_loading`` may be changed at any
         time; ``set_default_keep_alive(value)`` re-parses like ``OLLAMA_KEEP_ALIVE``.
     Faults
@@ -250,7 +252,7 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         self.load_history: list[str] = []
 
         self._epoch = 0
-        self._runners: dict[tuple[str, str, str, str], _Runner] = {}
+        self._runners: dict[str, _Runner] = {}
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._unload_seq = 0
@@ -410,6 +412,12 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
                 self._modified_at[m.key] = self._created_ns - len(self._modified_at) * NS_PER_SECOND
             self._models[m.key] = m
         return m
+
+    def copy_model(self, source: str, destination: str) -> FakeModel:
+        """``ollama cp SOURCE DESTINATION``: a second name for the same model file (same
+        digest), served by the same runner."""
+        m = dataclasses.replace(self._model(source), name=destination)
+        return self.add_model(m)
 
     def remove_model(self, name: str) -> None:
         """Uninstall a model; a loaded runner of it stays loaded (like the delete API)."""

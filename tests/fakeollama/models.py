@@ -43,6 +43,11 @@ class FakeModel:
             self.digest = hashlib.sha256(f"fakeollama:{parsed.short()}".encode()).hexdigest()
 
     @property
+    def runner_key(self) -> str:
+        """The model file: what runners are keyed by (every name of one file shares one)."""
+        return self.digest
+
+    @property
     def short_name(self) -> str:
         return self._parsed.short()
 

@@ -45,8 +45,10 @@ class _Runner:
     expire_pending: bool = False
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return self.model.key
+    def key(self) -> str:
+        """Runners are keyed by the model file, as Go keys them by model path: every name of
+        one file (``ollama cp``) shares one runner, listed under the name it loaded with."""
+        return self.model.runner_key
 
 
 class _Canceled(Exception):
@@ -213,12 +215,12 @@ class SchedulerMixin:
         with self._cond:
             self._check_epoch(ctx)
             self._flush_finishes()
-            r = self._runners.get(m.key)
+            r = self._runners.get(m.runner_key)
             while r is not None and r.state == "loading":
                 # a listed loading runner holds its lock until ready (older engines / MLX)
                 self._cond.wait(0.05)
                 self._check_epoch(ctx)
-                r = self._runners.get(m.key)
+                r = self._runners.get(m.runner_key)
             if r is None:
                 return
             r.expires_at = time.time_ns()
@@ -263,7 +265,7 @@ class SchedulerMixin:
         with self._cond:
             self._check_epoch(ctx)
             self._flush_finishes()
-            r = self._runners.get(m.key)
+            r = self._runners.get(m.runner_key)
             if r is not None and r.state == "ready" and not self._needs_reload(r, opts):
                 self._use_loaded(r, keep_alive)
                 return r
@@ -291,7 +293,7 @@ class SchedulerMixin:
                 with self._cond:
                     self._check_epoch(ctx)
                     self._flush_finishes()
-                    r = self._runners.get(m.key)
+                    r = self._runners.get(m.runner_key)
                     victim: _Runner | None = None
                     wait = False
                     if r is not None:
@@ -352,7 +354,7 @@ class SchedulerMixin:
             if self._log is not None:
                 self._log.load_started(runner, first=not self._runners)
             if self.list_loading:
-                self._runners[m.key] = runner
+                self._runners[m.runner_key] = runner
             self._loading.append(m.short_name)
             delay = self._load_delays.get(m.key, self.load_delay)
         ok = False
@@ -372,7 +374,7 @@ class SchedulerMixin:
                 if fault is not None:
                     raise _ScheduleError(*fault)
                 runner.state = "ready"
-                self._runners[m.key] = runner
+                self._runners[m.runner_key] = runner
                 self.load_history.append(m.short_name)
                 if self._log is not None:
                     self._log.load_done(runner, delay, len(self._runners))
@@ -383,8 +385,8 @@ class SchedulerMixin:
                 if ctx.epoch == self._epoch:
                     if m.short_name in self._loading:
                         self._loading.remove(m.short_name)
-                    if not ok and self._runners.get(m.key) is runner:
-                        del self._runners[m.key]
+                    if not ok and self._runners.get(m.runner_key) is runner:
+                        del self._runners[m.runner_key]
                         self._unload_seq += 1
                 self._cond.notify_all()
 

@@ -248,6 +248,7 @@ def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float)
         from ollama_resident.cli.load import wait_for_server
 
         wait_for_server(out, client, wait)
+    _learn_aliases(g)
     if once:
         events = g.check()
         g.on_events(watcher.stop())
@@ -265,6 +266,18 @@ def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float)
     stop_when_reader_leaves(stop)  # `guard --jsonl | head -1` ends when head does
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it normally
         g.run(stop)
+
+
+def _learn_aliases(g: Guard) -> None:
+    """Other names of one model file (`ollama cp`): guarded by the digest they share."""
+    from ollama_resident.errors import ResidentError
+    from ollama_resident.resolve import check_names
+
+    try:
+        names = [t.request.model for t in g.targets]
+        check_names(g.client, names, g.client.ps(), strict=False)
+    except ResidentError:
+        pass  # the server is down or odd: the first check says so
 
 
 def _run_many(
@@ -286,6 +299,7 @@ def _run_many(
 
         def check(h: Host) -> list[Event]:
             g = by_url[h.url]
+            _learn_aliases(g)
             events = g.check()
             g.on_events(g.watcher.stop())
             if not g.watcher.up:
@@ -308,6 +322,7 @@ def _run_many(
     stop_when_reader_leaves(stop)
 
     def run(g: Guard) -> None:
+        _learn_aliases(g)  # in its own thread: a slow host holds up no other
         try:
             g.run(stop)
         except ResidentError as exc:  # e.g. a server too old to watch: the others go on

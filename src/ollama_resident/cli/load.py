@@ -249,10 +249,14 @@ def _check_plan(
     import time
 
     from ollama_resident.residency import resident_as_asked
+    from ollama_resident.resolve import check_names
 
     started = time.monotonic()
     snapshot = client.ps()
     took = time.monotonic() - started
+    # Every name must be installed (or loaded) before anything is sent (exit 2 with the
+    # close matches); a second name of a loaded model's file is matched by digest.
+    snapshot = check_names(client, [r.model for r in requests], snapshot)
     if not options.dry_run and all(resident_as_asked(r, snapshot) for r in requests):
         # Nothing will be sent: no limit can matter. A startup file's `pin` of a pinned
         # model ends here, without importing the planner.
@@ -698,7 +702,12 @@ def _unload_on(
 
     out = Output(quiet=quiet or json_output, json=json_output)
     with _session(host, 10.0, wait, out, profile_host) as client:
-        snapshot = client.ps()
+        from ollama_resident.resolve import check_names
+
+        # A typo must not unload the wrong thing (or everything): every name given
+        # matches something installed or loaded, or nothing is sent (exit 2).
+        snapshot = check_names(client, keep, client.ps(), role="--except")
+        snapshot = check_names(client, names, snapshot)
         targets = select_unload_targets(snapshot, names, all_models=all_models, keep=keep)
         if not targets:
             out.info("Nothing to unload.")
