@@ -324,3 +324,13 @@ def test_watch_server_log_needs_one_host(cli: Cli, tmp_path: Path) -> None:
     assert run.exit_code == 2 and "one server's log" in run.stderr
     run = cli("watch", "--jsonl", "--server-log", str(tmp_path / "missing.log"))
     assert run.exit_code == 2 and "cannot follow" in run.stderr
+
+
+def test_info_log_points_at_requests_that_look_like_a_stop(cli: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path, L.stop(False))
+    run = cli("why", "sha256-" + L.BLOBS["tiny"][:12], "--server-log", str(path))
+    assert "After its last load, 1 request answered in under 10 ms" in run.stdout, run
+    assert "POST /api/generate from 127.0.0.5" in run.stdout
+    # the load's own request (296 ms) is not one of them; nor is anything at DEBUG
+    debug = cli("why", "tiny", "--server-log", str(write(tmp_path, L.stop(True), "d.log")))
+    assert "After its last load" not in debug.stdout

@@ -572,6 +572,18 @@ def _log_notes(
             )
         notes.append(note)
     if level == "INFO":
+        stops = _stop_like(tl, mine)
+        if stops:
+            shown = "; ".join(
+                f"{r.method} {r.path} from {r.client} at {_clock(r.end)} (line {r.line_no})"
+                for r in stops[:3]
+            )
+            more = f" and {len(stops) - 3} more" if len(stops) > 3 else ""
+            notes.append(
+                f"After its last load, {len(stops)} request{'s' if len(stops) != 1 else ''} "
+                f"answered in under 10 ms, as an unload request (keep_alive 0, `ollama stop`) "
+                f"does; an INFO log does not say which model they named: {shown}{more}."
+            )
         notes.append(
             "The server log is at INFO: it shows loads, reloads (a second load with other "
             "options) and restarts, not why a model was unloaded (expiry, a stop, an "
@@ -592,6 +604,21 @@ def _log_notes(
     if log.partial:
         notes.append("Only the end of the server log was read (see --log-bytes).")
     return notes
+
+
+def _stop_like(tl: Timeline, mine: Sequence[LogFact]) -> list[Request]:
+    """Fast generate/chat answers after the model's last load, while nothing else
+    (a reload, a restart) already tells what became of it."""
+    own = [f for f in mine if f.digest]
+    if not own or own[-1].kind != "loaded":
+        return []
+    last = own[-1]
+    # [GIN] times are whole seconds: a request of the load's second may follow it.
+    return [
+        r
+        for r in tl.fast_requests
+        if r.line_no > last.line_no and r.end + timedelta(seconds=1) > last.time
+    ]
 
 
 def _shared_clients(facts: Sequence[LogFact]) -> list[str]:

@@ -106,6 +106,7 @@ _CONFIG_KEYS = (
 )
 _TIMER = "runner with non-zero duration has gone idle, adding timer"
 _PRECEDING_S = 2.0  # a keep-alive timer is added right after its request's [GIN] line
+_FAST_S = 0.010  # an unload request (keep_alive 0, empty prompt) answers in about 1 ms
 _PENDING_S = 600.0  # how long a change waits for the [GIN] line of the request behind it
 
 
@@ -221,6 +222,8 @@ class Timeline:
     has_debug: bool
     names: dict[str, str]  # blob digest -> model name (from DEBUG lines, or given)
     starts: int  # server starts seen
+    # generate/chat requests answered in under 10 ms: at INFO, the only trace of a stop
+    fast_requests: list[Request] = field(default_factory=list)
 
     def name_models(self, names: Mapping[str, str]) -> None:
         """Name the facts of blobs known from elsewhere (``/api/show``): digest -> name."""
@@ -322,6 +325,8 @@ class TimelineBuilder:
         # Model requests, newest last: a [GIN] line stays unparsed, (line_no, raw), until a
         # change needs the request behind it.
         self.recent: deque[Request | tuple[int, str]] = deque(maxlen=32)
+        # POSTs answered in under 10 ms: what an unload request looks like at INFO.
+        self.fast: deque[tuple[int, str]] = deque(maxlen=500)
         self.reader: LogReader | None = None
         self.pending: list[int] = []  # facts waiting for the request line that follows
         self.awaiting_by: list[int] = []  # evictions waiting for the next load
@@ -503,6 +508,8 @@ class TimelineBuilder:
         """Lines skipped before parsing (True): a renewed keep-alive that did not change,
         and [GIN] lines while no change waits for one (kept raw for later)."""
         if "[GIN] " in raw:
+            if "POST" in raw and _fast_answer(raw):
+                self.fast.append((n, raw))
             if self.pending:
                 return False
             self.recent.append((n, raw))
@@ -808,9 +815,40 @@ class TimelineBuilder:
             has_debug=self.has_debug,
             names=names,
             starts=self.starts,
+            fast_requests=self._fast_requests(),
         )
         tl.name_models({})
         return tl
+
+    def _fast_requests(self) -> list[Request]:
+        out = []
+        for n, raw in self.fast:
+            rec = self.reader.one(n, raw) if self.reader is not None else None
+            g = rec.gin if rec is not None else None
+            if (
+                g is not None
+                and g.status == 200
+                and g.latency_s < _FAST_S
+                and g.path.split("?", 1)[0] in ("/api/generate", "/api/chat")
+            ):
+                out.append(Request.of(rec))  # type: ignore[arg-type]
+        return out
+
+
+def _fast_answer(raw: str) -> bool:
+    """Whether a [GIN] line's latency is under 10 ms (read without parsing the line)."""
+    parts = raw.split("|")
+    if len(parts) < 4:
+        return False
+    latency = parts[2].strip()
+    if latency.endswith(("µs", "μs", "ns")):
+        return True
+    if latency.endswith("ms"):
+        try:
+            return float(latency[:-2]) < _FAST_S * 1000
+        except ValueError:
+            return False
+    return False
 
 
 def _short_go(text: str) -> str:
