@@ -64,7 +64,7 @@ def test_cap_and_keep_alive_mismatch_fail_with_sources_and_fixes(
     assert f"from the server log ({log} line 1, server config)" in out
     assert 'FAIL  max-loaded: profile "three" has 3 models but the server keeps at most 2' in out
     assert "from: OLLAMA_MAX_LOADED_MODELS=2, from the server log" in out
-    assert "will make Ollama evict" in out
+    assert "make Ollama evict" in out
     # What runs the fake is unknown here: each fix points at one block with every form.
     assert "set OLLAMA_KEEP_ALIVE=24h where the server is started" in out
     assert 'Environment="OLLAMA_KEEP_ALIVE=24h"' in out
@@ -103,7 +103,7 @@ def test_the_fakes_own_log_drives_doctor_and_the_plan(
     plan = cli("apply", "three", "--dry-run", "--server-log", str(log))
     assert plan.exit_code == 0, plan
     assert "limits: at most 2 models loaded (OLLAMA_MAX_LOADED_MODELS=2, from" in plan.stderr
-    assert "will make Ollama evict" in plan.stderr
+    assert "make Ollama evict" in plan.stderr
     # A server with neither problem: doctor exits 0.
     server.stop()
     healthy_log = tmp_path / "healthy.log"
@@ -193,7 +193,7 @@ def test_apply_dry_run_predicts_the_eviction_from_the_servers_cap(
         f"limits: at most 2 models loaded (OLLAMA_MAX_LOADED_MODELS=2, from the server log "
         f"({log} line 1, server config))" in run.stderr
     )
-    assert "will make Ollama evict" in run.stderr
+    assert "make Ollama evict" in run.stderr
     assert "apply would refuse this plan" in run.stderr
     assert not server.requests_to("/api/generate")
 

@@ -524,7 +524,10 @@ def _eviction(
     cap_source: str | None = None,
     asked_by: str | None = None,
 ) -> Eviction:
-    certain = not victim.estimated and not any(r.estimated for r in others)
+    # Ollama breaks a tie of keep-alives by the model's blob path, which /api/ps does not
+    # show (its digest is the manifest's): with a tie, which one goes is a guess.
+    tied = sorted(r.name for r in others if r.ka_ns == victim.ka_ns and r.busy == victim.busy)
+    certain = not victim.estimated and not any(r.estimated for r in others) and not tied
     if cause == "max-loaded":
         limit = (
             f"the server keeps at most {max_loaded} models: "
@@ -548,6 +551,11 @@ def _eviction(
         f"loading {new.name} {verb} make Ollama evict {victim.name} ({victim.ka_words()}): "
         f"{why}, and it unloads {choice}"
     )
+    if tied:
+        message += (
+            f" (or {', '.join(tied)}, with the same keep-alive: Ollama then picks by blob "
+            "path, which /api/ps does not show)"
+        )
     if victim.in_profile and asked_by:
         message += f"; {victim.name} is asked for by {asked_by} too: they cannot all stay loaded"
     elif victim.in_profile:
