@@ -91,7 +91,7 @@ def test_an_eviction_is_explained_with_its_evidence() -> None:
     lines = out.splitlines()
     assert (
         lines[0]
-        == "tiny2:latest: unloaded: evicted to make room for qwen2.5:14b (likely) (8 min ago)"
+        == "tiny2:latest: unloaded: evicted to make room for qwen2.5:14b (likely) (8m 59s ago)"
     )
     assert "  12:01:01  unloaded: evicted to make room for qwen2.5:14b (likely)" in out
     assert (
@@ -135,7 +135,7 @@ def test_a_pin_reset_and_an_expiry() -> None:
     events += diff(s3, s4, host=HOST, memory=mem)
     out = text(events, "tiny", now=400)
     assert out.splitlines()[0] == (
-        "tiny:latest: unloaded: its keep-alive (5m) ran out while it was idle (1 min ago)"
+        "tiny:latest: unloaded: its keep-alive (5m) ran out while it was idle (1m 37s ago)"
     )
     assert "the pin was reset to about 5m by a request that carried its own keep_alive" in out
     assert "expires_at went from forever to 12:05:01" in out
@@ -194,7 +194,7 @@ def test_a_model_gone_while_nothing_was_recording() -> None:
         "cannot say why"
     ) in out
     assert out.splitlines()[0] == (
-        "tiny:latest: loaded (last seen 12:02:10). Last departure, 1 min ago: went away while "
+        "tiny:latest: loaded (last seen 12:02:10). Last departure, 1m 40s ago: went away while "
         "nothing was recording (between 12:00:50 and 12:01:40); the journal cannot say why"
     )
     assert out.index("  12:02:10  loaded") < out.index("  12:01:40  went away while nothing")
@@ -422,6 +422,6 @@ def test_a_reload_reads_newest_first_with_the_new_runner_on_top() -> None:
         "loaded",
     ]
     assert story.headline_text(UTC) == (
-        "tiny:latest: loaded (last seen 12:00:05). Last departure, 1 min ago: reloaded: "
+        "tiny:latest: loaded (last seen 12:00:05). Last departure, 1m 00s ago: reloaded: "
         "context 512 -> 256; the pin was lost"
     )

@@ -76,7 +76,7 @@ def test_debug_log_names_cause_and_client(
 @pytest.mark.parametrize(
     ("scenario", "blob", "expected"),
     [
-        ("01-expiry", "tiny", "loaded in 0.29 s (context 512"),
+        ("01-expiry", "tiny", "loaded in 0.29s (context 512"),
         ("04-reload", "tiny-4k", "reloaded with new options: context 4096 -> 2048"),
         ("06-restart", "tiny", "gone: the Ollama server restarted"),
         ("03-eviction", "tiny2", "one of sha256-1b8444b0d5ed, sha256-876d1158a74c was unloaded"),

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from ollama_resident.logtimeline import LogFact, Request, Timeline, short_digest
+from ollama_resident.vocabulary import span
+from ollama_resident.vocabulary import took as took_text
 
 __all__ = [
     "LogInfo",
@@ -154,15 +156,9 @@ def _clock(t: datetime, tz: tzinfo | None = None, now: datetime | None = None) -
 
 def _ago(t: datetime, now: datetime) -> str:
     seconds = (now - t).total_seconds()
-    if seconds < 0:
+    if seconds < 1:
         return "just now"
-    if seconds < 60:
-        return f"{int(seconds)}s ago"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{int(seconds // 86400)} days ago"
+    return f"{span(seconds)} ago"  # 8m 12s ago, as every span of time (vocabulary.py)
 
 
 def _by(req: Request | None, tz: tzinfo | None, now: datetime | None) -> str:
@@ -219,7 +215,7 @@ def describe_fact(
             parts.append(_size(d["size"]))
         head = "loaded again with other options" if d.get("reload") else "loaded"
         if isinstance(took, (int, float)):
-            head += f" in {took:.2f} s"
+            head += f" in {took_text(took)}"
         text = head + (" (" + ", ".join(parts) + ")" if parts else "") + by
         if d.get("free_memory"):
             ev.append(f"the system had {_size(d['free_memory'])} free when it loaded")

@@ -21,7 +21,7 @@ from ollama_resident.errors import (
     ServerUnreachable,
 )
 from ollama_resident.models import PsSnapshot, RunningModel, canonical_name, names_match
-from ollama_resident.vocabulary import time_left
+from ollama_resident.vocabulary import time_left, took
 
 __all__ = [
     "LoadCancelled",
@@ -371,7 +371,7 @@ def _load_one(
             reloaded, reason = (
                 True,
                 (
-                    f"Ollama reloaded it (the request took {seconds:.2f} s, a load's time, "
+                    f"Ollama reloaded it (the request took {took(seconds)}, a load's time, "
                     "not a warm request's)"
                 ),
             )

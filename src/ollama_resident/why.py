@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
-from ollama_resident.durations import format_window, parse_timestamp
+from ollama_resident.durations import parse_timestamp
 from ollama_resident.events import TOOL, Event, format_time
 from ollama_resident.models import canonical_name, names_match
+from ollama_resident.vocabulary import span
 
 __all__ = [
     "Story",
@@ -56,7 +57,7 @@ def _seconds_text(seconds: Any) -> str:
         return "?"
     if seconds < 1:
         return f"{seconds:.1f}s"
-    return format_window(round(seconds)) if seconds >= 60 else f"{round(seconds)}s"
+    return span(round(seconds))  # one way for every span of time: 4m 12s (vocabulary.py)
 
 
 def _command(e: Event) -> str:
@@ -476,15 +477,9 @@ def _span(start: datetime, end: datetime, tz: tzinfo | None) -> tuple[str, str]:
 
 def _ago(t: datetime, now: datetime) -> str:
     seconds = (now - t).total_seconds()
-    if seconds < 0:
+    if seconds < 1:
         return "just now"
-    if seconds < 60:
-        return f"{int(seconds)}s ago"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{int(seconds // 86400)} days ago"
+    return f"{span(seconds)} ago"  # 8m 12s ago, 1h 05m ago, 2d 03h ago (vocabulary.py)
 
 
 # -- the story -----------------------------------------------------------------------------
