@@ -29,7 +29,13 @@ HostOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="Print nothing but errors (for scripts).")
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Print nothing but errors: no tables, notes, progress or warnings. Data asked "
+        "for with --json or --jsonl is still printed; the exit code tells the rest.",
+    ),
 ]
 WaitOpt = Annotated[
     float,

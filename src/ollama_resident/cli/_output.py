@@ -169,12 +169,17 @@ class Output:
         except BrokenPipeError:
             _devnull(sys.stderr)  # nobody reads messages any more; carry on
 
+    @property
+    def chatty(self) -> bool:
+        """Notes, successes, tables and progress are shown: neither --quiet nor --json."""
+        return not (self.quiet or self.json)
+
     def info(self, text: str) -> None:
-        if not self.quiet:
+        if self.chatty:
             self._message(text, "")
 
     def success(self, text: str) -> None:
-        if not self.quiet:
+        if self.chatty:
             self._message(text, "green")
 
     def warn(self, text: str) -> None:

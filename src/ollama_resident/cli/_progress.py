@@ -33,7 +33,7 @@ class Activity:
         return self._live is not None
 
     def __enter__(self) -> Activity:
-        if self.out.rich_stderr and not self.out.quiet:
+        if self.out.rich_stderr and self.out.chatty:
             from rich.live import Live
             from rich.spinner import Spinner
 

@@ -89,12 +89,13 @@ def _plan_style(plan: Plan) -> Any:
 def show_plan(out: Output, plan: Plan, where: str, title: str | None = None) -> None:
     """The plan on stdout (a table on a terminal, plain columns otherwise); notes on stderr.
 
-    With --quiet (and --json, whose document carries the plan) only warnings that
-    matter are shown: a predicted eviction of the profile's own model, and notes.
+    With --json (whose document carries the plan) only the warnings that matter are
+    shown: a predicted eviction of the profile's own model, and notes. With --quiet,
+    nothing: errors only.
     """
     from ollama_resident import render
 
-    if not out.quiet:
+    if out.chatty:
         mode = " (exclusive)" if plan.exclusive else ""
         what = title or f'profile "{plan.profile}"{mode}'
         out.info(f"Plan for {what} on {where}: {plan.summary()}")
@@ -107,7 +108,7 @@ def show_plan(out: Output, plan: Plan, where: str, title: str | None = None) -> 
             else:
                 out.data(fitted.plain())
     for eviction in plan.evictions:
-        if eviction.in_profile or not out.quiet:
+        if eviction.in_profile or out.chatty:
             out.warn(eviction.message)
     for note in plan.notes:
         out.warn(note)
@@ -274,7 +275,7 @@ def apply(
 
     # Before any connection: a bad file or an unknown name exits 2 with nothing sent.
     profile = profiles.resolve(name, state(ctx).profiles)
-    out = Output(quiet=quiet or json_output, json=json_output)
+    out = Output(quiet=quiet, json=json_output)
     loaded: list[LoadOutcome] = []
     unloaded: list[UnloadOutcome] = []
     final: EndState | None = None

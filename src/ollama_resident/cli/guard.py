@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ollama_resident.cli._complete import installed_models, profile_names
-from ollama_resident.cli._options import HostsOpt, MetricsHostOpt, MetricsPortOpt, WaitOpt
+from ollama_resident.cli._options import (
+    HostsOpt,
+    MetricsHostOpt,
+    MetricsPortOpt,
+    QuietOpt,
+    WaitOpt,
+)
 
 if TYPE_CHECKING:
     from ollama_resident.cli._output import Output
@@ -89,6 +95,7 @@ def guard(
     host: HostsOpt = None,
     metrics_port: MetricsPortOpt = None,
     metrics_host: MetricsHostOpt = "127.0.0.1",
+    quiet: QuietOpt = False,
 ) -> None:
     """Keep models resident: re-pin what a client reset, reload what went away.
 
@@ -119,7 +126,7 @@ def guard(
     from ollama_resident.cli._output import Output
 
     plans = _plans(ctx, models, profile or [], for_, host or [])
-    out = Output()
+    out = Output(quiet=quiet)
     if not plans:
         # Only empty profiles: nothing to keep, which is no failure. Exit 0 (as `apply`
         # does), so a service with Restart=on-failure does not restart in a loop.

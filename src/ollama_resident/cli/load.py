@@ -322,7 +322,7 @@ def _run_loads(
     from ollama_resident.endstate import end_state
     from ollama_resident.residency import LoadCancelled
 
-    out = Output(quiet=quiet or json_output, json=json_output)
+    out = Output(quiet=quiet, json=json_output)
     with _session(host, timeout, wait, out, profile_host) as client:
         plan, snapshot, took = _check_plan(out, client, requests, command, options)
         if plan is not None:
@@ -700,7 +700,7 @@ def _unload_on(
     from ollama_resident.cli._output import Output
     from ollama_resident.residency import select_unload_targets
 
-    out = Output(quiet=quiet or json_output, json=json_output)
+    out = Output(quiet=quiet, json=json_output)
     with _session(host, 10.0, wait, out, profile_host) as client:
         from ollama_resident.resolve import check_names
 

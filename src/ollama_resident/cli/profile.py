@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ollama_resident.cli._complete import installed_models, profile_names
-from ollama_resident.cli._options import HostOpt, JsonOpt, TimeoutOpt, WaitOpt
+from ollama_resident.cli._options import HostOpt, JsonOpt, QuietOpt, TimeoutOpt, WaitOpt
 from ollama_resident.cli.load import _keep_alive
 
 if TYPE_CHECKING:
@@ -284,6 +284,7 @@ def profile_add(
     ],
     keep_alive: KeepAliveOpt = None,
     num_ctx: NumCtxOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Add models to a profile (creating the profile if needed).
 
@@ -303,7 +304,7 @@ def profile_add(
     _check_profile_name(name)
     names = _check_model_names(models)
     ka = _parsed(keep_alive)
-    out = Output()
+    out = Output(quiet=quiet)
     changes: list[tuple[str, str]] = []
     created = False
 
@@ -352,6 +353,7 @@ def profile_remove(
             show_default=False,
         ),
     ] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Remove models from a profile, or the whole profile.
 
@@ -364,7 +366,7 @@ def profile_remove(
     from ollama_resident.cli._output import Output
 
     names = _check_model_names(models or [])
-    out = Output()
+    out = Output(quiet=quiet)
     removed: list[Profile] = []
     path = _path(ctx)
 
@@ -458,6 +460,7 @@ def profile_save(
     wait: WaitOpt = 0.0,
     host: HostOpt = None,
     timeout: TimeoutOpt = 10.0,
+    quiet: QuietOpt = False,
 ) -> None:
     """Save a profile: the models named, or a snapshot of what is loaded now.
 
@@ -483,7 +486,7 @@ def profile_save(
     _check_profile_name(name)
     names = _check_model_names(models or [])
     ka = _parsed(keep_alive)
-    out = Output()
+    out = Output(quiet=quiet)
     path = _path(ctx)
     existing = profiles.load(path).profiles.get(name)  # a broken file stops us before the server
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ollama_resident.cli._complete import profile_names
+from ollama_resident.cli._options import QuietOpt
 
 if TYPE_CHECKING:
     from ollama_resident.profiles import Profile
@@ -156,6 +157,7 @@ def service_install(
     launchd: LaunchdOpt = False,
     compose: ComposeOpt = False,
     kubernetes: KubernetesOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write the service file to the standard per-user place and say how to enable it.
 
@@ -193,7 +195,7 @@ def service_install(
     result.path.parent.mkdir(parents=True, exist_ok=True)
     existed = result.path.exists()
     atomic_write(result.path, result.text)
-    out = Output()
+    out = Output(quiet=quiet)
     out.success(f"{'updated' if existed else 'wrote'} {result.path}")
     out.info("enable and start it with:")
     out.data(result.enable or "")

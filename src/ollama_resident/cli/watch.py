@@ -14,6 +14,7 @@ from ollama_resident.cli._options import (
     JsonOpt,
     MetricsHostOpt,
     MetricsPortOpt,
+    QuietOpt,
     TimeoutOpt,
 )
 
@@ -86,6 +87,7 @@ def watch(
             show_default=False,
         ),
     ] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Watch what Ollama loads and unloads, and say why, as it happens.
 
@@ -121,7 +123,7 @@ def watch(
     from ollama_resident.journal import Journal
     from ollama_resident.watcher import Watcher
 
-    out = Output()
+    out = Output(quiet=quiet)
     journal = None if no_journal else Journal()
     hosts = unique_hosts(resolve_host(h) for h in (host or [None]))  # type: ignore[list-item]
     clients = [OllamaClient(h, timeout=timeout) for h in hosts]
