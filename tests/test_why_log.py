@@ -334,3 +334,28 @@ def test_info_log_points_at_requests_that_look_like_a_stop(cli: Cli, tmp_path: P
     # the load's own request (296 ms) is not one of them; nor is anything at DEBUG
     debug = cli("why", "tiny", "--server-log", str(write(tmp_path, L.stop(True), "d.log")))
     assert "After its last load" not in debug.stdout
+
+
+def test_on_a_terminal_the_story_wraps_with_hanging_indents() -> None:
+    from datetime import timedelta
+
+    from ollama_resident import logstory, why
+    from ollama_resident.logtimeline import read_timeline
+
+    tl = read_timeline(lines=L.reload(False))
+    now = L.START + timedelta(minutes=5)
+    story = logstory.tell(
+        "sha256-be0b6e56fd42",
+        why.build_story("sha256-be0b6e56fd42", [], now=now),
+        tl,
+        matches=lambda f: f.digest == L.BLOBS["tiny-4k"],
+        log=logstory.LogInfo("file", "server.log"),
+        now=now,
+    )
+    wide = logstory.render(story)
+    narrow = logstory.render(story, width=80)
+    assert max(len(line) for line in wide.splitlines()) > 80
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert " ".join(narrow.split()) == " ".join(wide.split())  # same words
+    continued = [line for line in narrow.splitlines() if line.startswith(" " * 12)]
+    assert continued  # items continue under their text, not under the clock

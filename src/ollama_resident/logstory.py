@@ -699,24 +699,54 @@ def _sources_line(story: TotalStory, tz: tzinfo | None) -> list[str]:
     return out
 
 
-def render(story: TotalStory, *, tz: tzinfo | None = None) -> str:
-    """Plain text, newest first, evidence indented, the source of each item in brackets."""
+def _wrap(text: str, width: int | None, first: str = "", rest: str = "") -> list[str]:
+    """``text`` wrapped at ``width`` (None: not wrapped), with a hanging indent."""
+    if width is None or len(first) + len(text) <= width:
+        return [first + text]
+    import textwrap
+
+    return textwrap.wrap(
+        text,
+        width=max(width, len(rest) + 20),
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [first]
+
+
+def render(story: TotalStory, *, tz: tzinfo | None = None, width: int | None = None) -> str:
+    """Plain text, newest first, evidence indented, the source of each item in brackets;
+    wrapped at ``width`` with hanging indents (None: one line each, for pipes)."""
     now = story.now
-    lines = [story.headline_text(tz), ""]
+    lines = [*_wrap(story.headline_text(tz), width, "", "  "), ""]
     for item in story.items:
         when = _clock(item.time, tz, now)
         where = item.source_text()
-        lines.append(f"  {when}  {item.summary}   [{_ago(item.time, now)}; {where}]")
         pad = " " * (len(when) + 4)
+        text = f"{item.summary}   [{_ago(item.time, now)}; {where}]"
+        lines.extend(_wrap(text, width, f"  {when}  ", pad))
         for fact in item.evidence:
-            lines.append(f"{pad}- {fact}")
+            lines.extend(_wrap(fact, width, f"{pad}- ", pad + "  "))
     if story.notes:
         lines.append("")
-        lines.extend(story.notes)
+        for note in story.notes:
+            for part in note.split("\n"):  # a how-to keeps its own lines
+                lines.extend(
+                    _wrap(
+                        part,
+                        width,
+                        "",
+                        "  "
+                        if not part.startswith(" ")
+                        else part[: len(part) - len(part.lstrip())],
+                    )
+                )
     src = _sources_line(story, tz)
     if src:
         lines.append("")
-        lines.extend(src)
+        for line in src:
+            lines.extend(_wrap(line, width, "", "  "))
     # One blank line between blocks, never two (an empty story has no items between).
     tidy = [line for n, line in enumerate(lines) if line or (n and lines[n - 1])]
     while tidy and tidy[-1] == "":

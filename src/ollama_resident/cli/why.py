@@ -167,7 +167,7 @@ def why(
         if json_output:
             out.data(render.dumps(logstory.to_json(result)))
         else:
-            out.data(logstory.render(result))
+            out.data(logstory.render(result, width=out.width if out.rich_stdout else None))
         return
 
     assert since_at is not None
