@@ -319,7 +319,7 @@ def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> Re
     if not watcher.up:
         since = watcher.down_since
         when = f" since {_clock(since)}" if since else ""
-        reason = f" ({watcher.last_error})" if watcher.last_error else ""
+        reason = f": {watcher.last_error}" if watcher.last_error else ""
         parts.append(Text(f"Ollama is not answering{when}{reason}; still trying", "yellow"))
     elif snapshot is not None and not snapshot.models:
         parts.append(Text("No models loaded.", style="dim"))
