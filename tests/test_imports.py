@@ -74,9 +74,12 @@ NOT_ON_HOT_PATH = (
     "tomli_w",
     "tomllib",
     "tomli",
-    # heavy stdlib that only some paths need
+    # heavy stdlib that only some paths need; the idna codec (a str host for getaddrinfo)
     "fractions",
     "decimal",
+    "encodings.idna",
+    # the table layout: JSON and --quiet print no table
+    "ollama_resident.layout",
     # other commands and the modules behind them
     "ollama_resident.cli.apply",
     "ollama_resident.cli.guard",

@@ -10,8 +10,7 @@ three. A result must say that, name who pushed out whom, and fail.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ollama_resident.models import PsSnapshot, names_match
 from ollama_resident.residency import LoadOutcome
@@ -19,8 +18,7 @@ from ollama_resident.residency import LoadOutcome
 __all__ = ["EndState", "Lost", "end_state"]
 
 
-@dataclass(frozen=True)
-class Lost:
+class Lost(NamedTuple):
     """A model this command loaded (or found loaded) that is not resident at the end."""
 
     requested: str
@@ -44,8 +42,7 @@ class Lost:
         }
 
 
-@dataclass(frozen=True)
-class EndState:
+class EndState(NamedTuple):
     asked: int  # models the command loaded successfully (failures are reported apart)
     resident: tuple[str, ...]  # of those, the ones loaded at the end
     lost: tuple[Lost, ...]

@@ -1,4 +1,4 @@
-"""What Ollama reports, as frozen dataclasses, and the pure rules for reading it.
+"""What Ollama reports, as immutable records, and the pure rules for reading it.
 
 Parsing is tolerant of what versions differ in: a field a server version does
 not send gets a neutral default (or None where absent means unknown), so the
@@ -10,9 +10,9 @@ every version has: a reply of another shape (``{"models": "oops"}``) raises
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from ollama_resident.durations import is_forever, parse_timestamp, seconds_until
 
@@ -190,6 +190,12 @@ def version_from_api(data: Mapping[str, Any]) -> str:
     return version
 
 
+# The records below are NamedTuples, immutable like frozen dataclasses: a dataclass costs
+# about 1 ms of start-up to define (it compiles its methods), a NamedTuple a tenth of that,
+# and every `ps` defines these.
+_NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -199,8 +205,7 @@ def _opt_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-@dataclass(frozen=True)
-class RunningModel:
+class RunningModel(NamedTuple):
     """One entry of ``GET /api/ps``."""
 
     name: str
@@ -211,7 +216,7 @@ class RunningModel:
     context_length: int | None  # None: the server did not say (before Ollama 0.6.x)
     expires_at_raw: str
     expires_at: datetime | None
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = _NO_DETAILS
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> RunningModel:
@@ -267,8 +272,7 @@ class RunningModel:
         return names_match(self.name, name) or names_match(self.model, name)
 
 
-@dataclass(frozen=True)
-class PsSnapshot:
+class PsSnapshot(NamedTuple):
     """The loaded models at one moment, in the server's order (longest-lived first)."""
 
     models: tuple[RunningModel, ...]
@@ -311,8 +315,7 @@ class PsSnapshot:
         return [m.name for m in self.models]
 
 
-@dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(NamedTuple):
     """What ``POST /api/show`` says about an installed model."""
 
     name: str

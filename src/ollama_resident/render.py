@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ollama_resident import vocabulary as v
-from ollama_resident.layout import Column, Fitted, fit
 from ollama_resident.models import PsSnapshot, RunningModel, human_bytes
 
 if TYPE_CHECKING:
@@ -21,11 +20,11 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from ollama_resident.events import Event
+    from ollama_resident.layout import Column, Fitted
     from ollama_resident.residency import LoadOutcome, UnloadOutcome
 
 __all__ = [
     "PS_COLUMNS",
-    "PS_LAYOUT",
     "STATE_OVERDUE",
     "dumps",
     "guard_event_text",
@@ -36,6 +35,7 @@ __all__ = [
     "load_warnings",
     "plain_table",
     "ps_json",
+    "ps_layout",
     "ps_rows",
     "ps_styled",
     "ps_table",
@@ -46,15 +46,24 @@ __all__ = [
     "until_text",
 ]
 
-PS_LAYOUT = (
-    Column(v.NAME, elide=True, min_width=16),
-    Column(v.ID, drop=1),
-    Column(v.SIZE, align="right"),
-    Column(v.PROCESSOR, short=v.short_processor),
-    Column(v.CONTEXT, align="right"),
-    Column(v.UNTIL),
-)
-PS_COLUMNS = tuple(c.header for c in PS_LAYOUT)
+PS_COLUMNS = (v.NAME, v.ID, v.SIZE, v.PROCESSOR, v.CONTEXT, v.UNTIL)
+
+
+def ps_layout() -> tuple[Column, ...]:
+    """How the ps table gives way on a narrow terminal (built on first use: `ps --json`
+    and scripts never import the layout code)."""
+    from ollama_resident.layout import Column
+
+    return (
+        Column(v.NAME, elide=True, min_width=16),
+        Column(v.ID, drop=1),
+        Column(v.SIZE, align="right"),
+        Column(v.PROCESSOR, short=v.short_processor),
+        Column(v.CONTEXT, align="right"),
+        Column(v.UNTIL),
+    )
+
+
 STATE_OVERDUE = v.STATE_OVERDUE
 
 
@@ -139,11 +148,13 @@ def table(
     A column given by its header alone is right-aligned when numeric
     (:data:`vocabulary.RIGHT_ALIGNED`) and never gives way.
     """
+    from ollama_resident.layout import Column, fit
+    from ollama_resident.textsafe import printable
+
     cols = [
         c if isinstance(c, Column) else Column(c, "right" if c in v.RIGHT_ALIGNED else "left")
         for c in columns
     ]
-    from ollama_resident.textsafe import printable
 
     # Every cell one line with its control characters escaped: a name from the
     # server can neither act on the terminal nor forge a row.
@@ -177,7 +188,9 @@ def styled(fitted: Fitted, style: Callable[[int, int], str] | None = None) -> Te
 
 def ps_table(snapshot: PsSnapshot, now: datetime, width: int | None = None) -> Fitted:
     """``ollama ps``'s columns plus countdowns, fitted to ``width``."""
-    return fit(PS_LAYOUT, ps_rows(snapshot, now), width)
+    from ollama_resident.layout import fit
+
+    return fit(ps_layout(), ps_rows(snapshot, now), width)
 
 
 def ps_styled(snapshot: PsSnapshot, now: datetime, width: int | None = None) -> Text:

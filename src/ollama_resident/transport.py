@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import select
+import socket
 from collections.abc import Iterator
 
 import httpx  # noqa: TID253 - imported only by OllamaClient._client, after httpx
@@ -90,8 +91,12 @@ class Http11Transport(httpx.BaseTransport):
             conn = None
         if conn is None:
             conn = http.client.HTTPConnection(host, port, timeout=connect_timeout)
+            # An ASCII host as bytes: getaddrinfo then skips the idna codec, whose import
+            # (encodings.idna, stringprep) is a millisecond of every start.
+            address = (host.encode("ascii") if host.isascii() else host, port)
             try:
-                conn.connect()
+                conn.sock = socket.create_connection(address, connect_timeout)  # type: ignore[arg-type]  # getaddrinfo takes bytes
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except TimeoutError as exc:
                 conn.close()
                 raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc

