@@ -182,11 +182,19 @@ def test_shell_init_refuses_an_unknown_profile(tmp_path: Path, cli: Callable[...
 @pytest.mark.parametrize(
     ("shell", "expected"),
     [
-        ("bash", "{ ollama-resident apply work --background --quiet </dev/null >/dev/null 2>&1"),
-        ("zsh", "ollama-resident apply work --background --quiet </dev/null >/dev/null 2>&1 &!"),
+        (
+            "bash",
+            "{ nice ollama-resident apply work --background --quiet </dev/null >/dev/null 2>&1"
+            " & disown; }",
+        ),
+        (
+            "zsh",
+            "&& nice ollama-resident apply work --background --quiet </dev/null >/dev/null 2>&1 &!",
+        ),
         (
             "fish",
-            "    ollama-resident apply work --background --quiet </dev/null >/dev/null 2>&1 &",
+            "    nice ollama-resident apply work --background --quiet </dev/null >/dev/null 2>&1 &"
+            "\n    disown",
         ),
     ],
 )

