@@ -194,6 +194,7 @@ def version_from_api(data: Mapping[str, Any]) -> str:
 # about 1 ms of start-up to define (it compiles its methods), a NamedTuple a tenth of that,
 # and every `ps` defines these.
 _NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
+_NO_ALIASES: Mapping[str, str] = MappingProxyType({})
 
 
 def _int(value: Any) -> int:
@@ -279,7 +280,7 @@ class PsSnapshot(NamedTuple):
     taken_at: datetime
     # Other names of loaded models' files: canonical name -> digest (`ollama cp`), so
     # that find() matches a name /api/ps does not list to the runner that serves it.
-    aliases: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = _NO_ALIASES
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any], taken_at: datetime) -> PsSnapshot:

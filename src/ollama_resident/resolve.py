@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from ollama_resident.client import OllamaClient
@@ -114,4 +113,4 @@ def check_names(
         if digest:
             aliases[canonical_name(n)] = digest
     client.aliases.update(aliases)
-    return replace(snapshot, aliases=aliases)
+    return snapshot._replace(aliases=aliases)
