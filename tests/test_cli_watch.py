@@ -485,12 +485,18 @@ def test_the_live_view_shows_the_table_and_the_latest_events(ollama: FakeOllama)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_the_live_view_on_a_terminal_ends_cleanly_on_sigterm(ollama: FakeOllama) -> None:
+@pytest.mark.parametrize("no_color", ["", "1"])
+def test_the_live_view_on_a_terminal_ends_cleanly_on_sigterm(
+    ollama: FakeOllama, no_color: str
+) -> None:
+    """On a terminal, with or without NO_COLOR: the live view, never JSON lines."""
     import pty
 
     ollama.preload("tiny", -1)
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     env["TERM"] = "xterm-256color"
+    if no_color:
+        env["NO_COLOR"] = no_color
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ollama_resident", "watch", "--interval", "0.1"],
@@ -521,5 +527,7 @@ def test_the_live_view_on_a_terminal_ends_cleanly_on_sigterm(ollama: FakeOllama)
     os.close(leader)
     assert rc == 0
     assert b"Watching" in seen and b"Forever" in seen
+    assert b'{"time"' not in seen  # NO_COLOR removes colour, not the live view
+    assert (b"\x1b[32m" in seen) != bool(no_color)  # green "Forever" only with colour
     assert b"\x1b[?25l" in seen  # the cursor was hidden for the live view ...
     assert seen.rstrip().endswith(b"\x1b[?25h") or b"\x1b[?25h" in seen  # ... and restored
