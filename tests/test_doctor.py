@@ -101,6 +101,16 @@ def test_features_by_version(version: str, status: str, words: str) -> None:
         assert any("context_length" in e for e in c.evidence)
 
 
+def test_features_the_answers_lack_count_whatever_the_version() -> None:
+    ps = PsSnapshot.from_api(
+        {"models": [{"name": "tiny:latest", "expires_at": "2026-11-29T18:05:00Z", "size": 1}]},
+        NOW,
+    )
+    info = {"tiny:latest": ModelInfo("tiny", (), "llama", 512)}
+    c = check(run_checks(inp(version="0.24.0", snapshot=ps, model_info=info)), "features")
+    assert c.status == "warn" and "lacks 2 features" in c.summary
+
+
 def test_parse_version() -> None:
     assert parse_version("0.6.4-rc1") == (0, 6, 4)
     assert parse_version("garbage") is None

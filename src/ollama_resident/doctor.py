@@ -276,15 +276,18 @@ def _features(inp: DoctorInput) -> Check:
             fix="upgrade Ollama (https://ollama.com/download)",
         )
     lacks: list[str] = []
+    # What the server's own answers show beats what its version number promises.
+    no_caps = bool(inp.model_info) and all(not i.capabilities for i in inp.model_info.values())
+    no_ctx = bool(inp.snapshot.models) and all(not m.context_length for m in inp.snapshot.models)
     if v < (0, 2, 0):
         lacks.append("loads after the first reset the keep-alive of a loaded model (0.2.0+)")
     if v < (0, 3, 11):
         lacks.append("no unload shortcut: `unload` loads a model to unload it (0.3.11+)")
-    if v < (0, 6, 4):
+    if v < (0, 6, 4) or no_caps:
         lacks.append(
             "no `capabilities` in /api/show: embedding models are told by their family (0.6.4+)"
         )
-    if v < (0, 10, 0):
+    if v < (0, 10, 0) or no_ctx:
         lacks.append(
             "no `context_length` in /api/ps: a loaded model's context is unknown, so a "
             "profile's num_ctx cannot be checked (0.10.0+)"
