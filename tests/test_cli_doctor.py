@@ -179,6 +179,17 @@ def test_unreachable_server_exits_3(cli: Cli) -> None:
     assert run.stdout.startswith("FAIL  server: cannot reach Ollama at")
 
 
+def test_a_server_that_accepts_and_never_answers_exits_3(cli: Cli, ollama: FakeOllama) -> None:
+    ollama.hold_path("/api/version")
+    try:
+        run = cli("doctor")
+    finally:
+        ollama.release_path()
+    assert run.exit_code == 3, run
+    assert "accepted the connection but did not answer GET" in run.stdout
+    assert not ollama.requests_to("/api/generate")
+
+
 # -- plans from the server's limits ------------------------------------------------------------
 
 
