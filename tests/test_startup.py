@@ -84,17 +84,19 @@ def _on_terminal(args: list[str], env: dict[str, str]) -> str:
 
 
 def test_ten_terminals_cause_one_load(make_ollama: Callable[..., FakeOllama], tmp_path: Path):
-    server = make_ollama(load_delay=2.5)
+    server = make_ollama()
+    server.hold_loads()  # no load completes until every shell has its prompt back
     env = _env(server.url, tmp_path)
     procs = [_apply_background(env) for _ in range(10)]
-    results = [p.communicate(timeout=60) for p in procs]
-    # Every shell got its prompt back while the first load was still running.
-    assert server.loading() or not server.load_history
+    results = [p.communicate(timeout=120) for p in procs]
+    # Every shell got its prompt back while no load could finish.
+    assert server.load_history == []
     assert all(p.returncode == 0 for p in procs), results
     messages = [err for _out, err in results]
     assert sum("in the background" in m for m in messages) == 1, messages
     assert sum("already being applied" in m for m in messages) == 9
-    wait_until(_runs_finished(1), what="the detached apply")
+    server.release_loads()
+    wait_until(_runs_finished(1), timeout=120, what="the detached apply")
     assert sorted(server.load_history) == ["tiny-embed:latest", "tiny:latest"]
     loads = [r for r in server.requests if r.method == "POST" and r.path != "/api/show"]
     assert len(loads) == 2  # one load each, not ten
