@@ -59,7 +59,7 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 # ps/show/version answer from memory; 10 s means the server is wedged.
 DEFAULT_TIMEOUT = 10.0
 
-LoadEndpoint = Literal["generate", "chat", "embed"]
+LoadEndpoint = Literal["generate", "chat", "embed", "embeddings"]
 
 _USER_AGENT = (
     f"ollama-resident/{__version__} "
@@ -288,6 +288,8 @@ class OllamaClient:
             body.update(prompt="", stream=False)
         elif endpoint == "chat":
             body.update(messages=[], stream=False)
+        elif endpoint == "embeddings":  # servers before 0.2.6: the legacy endpoint only
+            body["prompt"] = ""
         else:
             body["input"] = []
         if keep_alive is not None:

@@ -30,6 +30,7 @@ __all__ = [
     "LoadRequest",
     "UnloadOutcome",
     "load_models",
+    "load_with_fallback",
     "num_ctx_to_send",
     "resident_as_asked",
     "select_unload_targets",
@@ -323,7 +324,7 @@ def _load_one(
 
     start = clock()
     try:
-        client.load(req.model, endpoint=endpoint, keep_alive=req.keep_alive, num_ctx=num_ctx)
+        load_with_fallback(client, req.model, endpoint, keep_alive=req.keep_alive, num_ctx=num_ctx)
     except ResidentError as exc:
         return _failed(req, name, exc, seconds=clock() - start), before
     seconds = clock() - start
@@ -402,6 +403,46 @@ def _load_one(
         note=note,
     )
     return outcome, after
+
+
+def load_with_fallback(
+    client: OllamaClient,
+    model: str,
+    endpoint: LoadEndpoint,
+    *,
+    keep_alive: KeepAlive | None,
+    num_ctx: int | None,
+) -> LoadEndpoint:
+    """Load through ``endpoint``, falling back where older servers need it; returns the one used.
+
+    - A server before 0.6.4 sends no capabilities (contract §2.6), so an embedding
+      model is first tried with /api/generate, which answers 400 ``"<model>" does not
+      support generate`` (§2.5): then /api/embed.
+    - A server before 0.2.6 has no /api/embed (404, gin's plain text): then the
+      legacy /api/embeddings with an empty prompt, which loads without a capability
+      check (§2.1).
+    """
+    from ollama_resident.errors import BadRequest, ServerTooOld
+
+    try:
+        client.load(model, endpoint=endpoint, keep_alive=keep_alive, num_ctx=num_ctx)
+        return endpoint
+    except BadRequest as exc:
+        if endpoint != "generate" or "does not support generate" not in exc.message:
+            raise
+        endpoint = "embed"
+    except ServerTooOld:
+        if endpoint != "embed":
+            raise
+        endpoint = "embeddings"
+    try:
+        client.load(model, endpoint=endpoint, keep_alive=keep_alive, num_ctx=num_ctx)
+        return endpoint
+    except ServerTooOld:
+        if endpoint != "embed":
+            raise
+    client.load(model, endpoint="embeddings", keep_alive=keep_alive, num_ctx=num_ctx)
+    return "embeddings"
 
 
 def _read_back(client: OllamaClient, req: LoadRequest, clock: Callable[[], float]) -> PsSnapshot:

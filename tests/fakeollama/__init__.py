@@ -67,6 +67,10 @@ latency=0.0)``
         Attributes such as ``max_loaded``,
         ``memory_budget``, ``gpu_memory``, ``token_delay``, ``list_loading`` may be changed at any
         time; ``set_default_keep_alive(value)`` re-parses like ``OLLAMA_KEEP_ALIVE``.
+    Older servers
+        ``show_capabilities = False``: ``/api/show`` has no ``capabilities`` (before 0.6.4).
+        ``embed_supported = False``: no ``/api/embed``, only ``/api/embeddings`` (before
+        0.2.6). ``ps_supported = False``: no ``/api/ps`` (before 0.1.38).
     Faults
         ``fail_next(path, status, error, times=1)``: the next N requests to path answer
         ``status`` with ``{"error": error}``.
@@ -237,6 +241,10 @@ class FakeOllama(SchedulerMixin, FaultsMixin, HoldsMixin, RoutingMixin, Endpoint
         self.utc_offset_minutes = utc_offset_minutes
         self.list_loading = list_loading
         self.ps_supported = ps_supported
+        # Older servers: no `capabilities` in /api/show (before 0.6.4), no /api/embed
+        # (before 0.2.6, only /api/embeddings). Attributes, changeable at any time.
+        self.show_capabilities = True
+        self.embed_supported = True
         self.clock_offset_s = clock_offset_s
         self.host = host
         self.port = port

@@ -156,7 +156,12 @@ class EndpointsMixin:
                 {"name": "token_embd.weight", "type": "F32", "shape": [m.embedding_length, 329]},
                 {"name": "output_norm.weight", "type": "F32", "shape": [m.embedding_length]},
             ],
-            **({"capabilities": list(m.capabilities)} if m.capabilities else {}),
+            # Absent before 0.6.4 (contract §2.6): ``show_capabilities = False``.
+            **(
+                {"capabilities": list(m.capabilities)}
+                if m.capabilities and self.show_capabilities
+                else {}
+            ),
             "modified_at": format_go_time(self._modified_at[m.key], self.utc_offset_minutes),
         }
 

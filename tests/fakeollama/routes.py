@@ -133,6 +133,8 @@ class RoutingMixin:
             methods = _ROUTE_METHODS.get(path)
             if path == "/api/ps" and not self.ps_supported:
                 methods = None
+            if path == "/api/embed" and not self.embed_supported:
+                methods = None  # before 0.2.6: only the legacy /api/embeddings
             if methods is None:
                 self._send(h, 404, b"404 page not found", "text/plain")
                 return
