@@ -155,6 +155,7 @@ def test_install_writes_to_user_dir_and_prints_enable(
     tmp_path: Path, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home-dir"))
+    monkeypatch.delenv("XDG_CONFIG_HOME")  # unset: ~/.config (see test_service_env.py)
     path = _profiles(tmp_path)
     run = cli("--profiles", str(path), "service", "install", "--profile", "work", "--systemd")
     assert run.exit_code == 0, run

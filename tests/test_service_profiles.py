@@ -28,6 +28,7 @@ def test_install_names_the_unit_after_every_profile(
     tmp_path: Path, cli: Callable[..., Run], monkeypatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME")  # unset: ~/.config
     path = tmp_path / "p.toml"
     path.write_text(PROFILES)
     run = cli("--profiles", str(path), "service", "install", "-p", "laptop", "-p", "gpu box")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -112,9 +113,46 @@ def _build(  # type: ignore[no-untyped-def]
     argv = service.guard_argv(
         [sys.executable, "-m", "ollama_resident"], profile, profiles_file=profiles_file
     )
+    environment = _environment_in_use(chosen)
     if kind is Kind.launchd:
-        return service.launchd_plist(argv, profile, Path.home(), paths.state_dir())
-    return service.systemd_unit(argv, profile, Path.home())
+        return service.launchd_plist(
+            argv, profile, Path.home(), paths.state_dir(), environment=environment
+        )
+    xdg = os.environ.get("XDG_CONFIG_HOME", "").strip()
+    return service.systemd_unit(
+        argv,
+        profile,
+        Path.home(),
+        environment=environment,
+        config_home=Path(xdg) if xdg and Path(xdg).is_absolute() else None,
+    )
+
+
+def _environment_in_use(chosen: list[Profile]) -> dict[str, str]:
+    """What this shell's environment changes for the guard, for the unit to carry.
+
+    A service does not run in the user's shell: without these it would guard the
+    default 127.0.0.1:11434 (a profile without ``host`` follows $OLLAMA_HOST) and
+    write the journal to the default place. Carried as set: OLLAMA_HOST (checked
+    first, so an unusable value is refused here, exit 2, not in the service),
+    OLLAMA_RESIDENT_JOURNAL and OLLAMA_RESIDENT_HOME as absolute paths. A profile
+    with its own ``host`` does not need OLLAMA_HOST; the guard still prefers it.
+    """
+    from pathlib import Path
+
+    from ollama_resident import _env
+    from ollama_resident.cli._common import resolve_host
+
+    env: dict[str, str] = {}
+    ollama_host = os.environ.get(_env.OLLAMA_HOST, "").strip()
+    if ollama_host and any(p.host is None for p in chosen):
+        resolve_host(None)  # exit 2, naming the value, if no command could use it
+        env[_env.OLLAMA_HOST] = ollama_host
+    for name in (_env.JOURNAL, _env.HOME):
+        value = os.environ.get(name, "").strip()
+        if value:
+            env[name] = str(Path(value).expanduser().resolve())
+    return env
 
 
 @service_app.command("print")
@@ -161,9 +199,11 @@ def service_install(
 ) -> None:
     """Write the service file to the standard per-user place and say how to enable it.
 
-    systemd: ~/.config/systemd/user/; launchd: ~/Library/LaunchAgents/.
-    compose and Kubernetes have no such place: use `service print`. Running it
-    again rewrites the file (after moving the profiles file, say).
+    systemd: $XDG_CONFIG_HOME/systemd/user/ (~/.config/systemd/user/);
+    launchd: ~/Library/LaunchAgents/. compose and Kubernetes have no such place:
+    use `service print`. The unit carries what this shell sets: $OLLAMA_HOST (for
+    profiles without a host), $OLLAMA_RESIDENT_JOURNAL and $OLLAMA_RESIDENT_HOME.
+    Running it again rewrites the file (after moving the profiles file, say).
 
     \b
     Examples:
