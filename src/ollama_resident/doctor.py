@@ -381,7 +381,7 @@ def _shell(inp: DoctorInput) -> list[Check]:
                 "this shell sets "
                 + ", ".join(unknown)
                 + ": the server's values are unknown, so they cannot be compared",
-                (f"reason: {inp.facts.reason}",),
+                ("why: see the config check",),
             )
         )
     if agree and not out:
@@ -428,7 +428,7 @@ def _max_loaded(inp: DoctorInput) -> Check:
             "max-loaded",
             "ok",
             f'profile "{inp.profile.name}" has {n} model{"s" if n != 1 else ""}; '
-            f"the server keeps up to {cap.value}",
+            f"the server keeps up to {cap.value}" + ("" if cap.known else " (assumed)"),
             (f"from: {cap.source}",),
         )
     evictions = _plan_evictions(inp, max_loaded=cap.value, memory=None, source=cap.short)
@@ -567,7 +567,7 @@ def _context_length(inp: DoctorInput) -> Check | None:
             "warn",
             "the server's default context is unknown: cannot tell whether other clients "
             "make Ollama reload the profile's models",
-            (f"reason: {inp.facts.reason}",),
+            ("why: see the config check",),
         )
     clashes: list[str] = []
     wanted: set[int] = set()
@@ -692,8 +692,11 @@ def _log_level(inp: DoctorInput) -> Check:
         return Check(
             "log-level",
             "warn",
-            "the server's log level is unknown",
-            (f"reason: {inp.facts.reason}",),
+            "the server's log level is unknown: at INFO (the default) its log never says why "
+            "a model was unloaded",
+            ("why: see the config check",),
+            "to have the causes logged, start the server with OLLAMA_DEBUG=1 (as for any "
+            "setting: see the config check and docs/doctor.md)",
         )
     setting = inp.facts.setting("OLLAMA_DEBUG")
     source = f"OLLAMA_DEBUG={setting.raw}, from {setting.source}" if setting else ""
