@@ -71,3 +71,22 @@ def test_ps_json_context_length_is_null_when_the_server_sends_none() -> None:
     rows = render.ps_json(snapshot, now)
     assert [r["context_length"] for r in rows] == [None, 4096]
     assert render.ps_rows(snapshot, now)[0][4] == "-"
+
+
+def test_ps_json_null_context_from_a_server_that_sends_none(ollama: FakeOllama, cli: Cli) -> None:
+    """A server that leaves context_length out (before it was added to /api/ps)."""
+    entry = {
+        "name": "tiny:latest",
+        "model": "tiny:latest",
+        "size": 675328,
+        "digest": "ab" * 32,
+        "details": {},
+        "expires_at": "2099-01-01T00:00:00Z",
+        "size_vram": 0,
+    }
+    ollama.reply_next("/api/ps", json.dumps({"models": [entry]}), times=2)
+    run = cli("ps", "--json")
+    assert run.exit_code == 0, run
+    assert json.loads(run.stdout)[0]["context_length"] is None
+    table = cli("ps")
+    assert table.stdout.splitlines()[1].split()[-2] == "-", table  # CONTEXT, before UNTIL
