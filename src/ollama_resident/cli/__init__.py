@@ -239,6 +239,7 @@ def _build_command(name: str) -> Any:
     not pay for `preload` and `unload`.
     """
     import importlib
+    from typing import get_type_hints
 
     from typer.main import get_command_from_info, get_group_from_info
 
@@ -246,7 +247,10 @@ def _build_command(name: str) -> Any:
     holder = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
     module.register(holder)
     for info in holder.registered_commands:
-        if info.name == name:
+        if info.name == name and info.callback is not None:
+            # typer evaluates string annotations twice (inspect.signature, get_type_hints);
+            # evaluated once here, they are objects by then.
+            info.callback.__annotations__ = get_type_hints(info.callback, include_extras=True)
             return get_command_from_info(
                 info, pretty_exceptions_short=holder.pretty_exceptions_short, rich_markup_mode=None
             )
