@@ -282,7 +282,7 @@ def main() -> None:
             over = statistics.median(diffs) * 1000
             verdict = "ok" if over <= 5 else "NOT MET"
             print(
-                f"{line.label.split(' ')[0]:6} +{over:5.2f} ms median of {len(diffs)} "
+                f"{line.label.split(' ')[0]:6} {over:+5.2f} ms median of {len(diffs)} "
                 f"(bare {bare.median() * 1000:.1f} ms)  (target <= 5 ms) {verdict}"
             )
 
