@@ -64,7 +64,9 @@ def test_ps_of_three_hosts_one_down(cli, three):
 def test_ps_json_has_a_host_field_per_row(cli, three):
     a, b, c = three
     a.preload("tiny", -1)
-    b.preload("tiny2", "1h")
+    # /api/ps lists the longest remaining first, by the second: equal keep-alives would order
+    # by whether the two loads fell in the same second.
+    b.preload("tiny2", "2h")
     b.preload("tiny3", "1h")
     run = cli("ps", "--json", *_hosts(a, b, c))
     assert run.exit_code == 1
