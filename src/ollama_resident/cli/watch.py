@@ -394,7 +394,9 @@ def journal_path() -> None:
     """Print where the journal is (set OLLAMA_RESIDENT_JOURNAL to move it).
 
     `watch` and the preload, pin and unload commands append to it; `why` reads it.
-    It is rotated at 1 MiB, keeping two older files (.1, .2).
+    It is rotated at 1 MiB, keeping two older files (.1, .2). Its default
+    directory, the state directory, also holds apply-NAME.log: what the startup
+    line's background applies printed (see `shell-init`).
 
     \b
     Examples:
