@@ -71,6 +71,7 @@ def test_ps_json_has_a_host_field_per_row(cli, three):
     run = cli("ps", "--json", *_hosts(a, b, c))
     assert run.exit_code == 1
     items = json.loads(run.stdout)
+    # Hosts in the order given; within a host, Ollama's own order.
     assert [(i["host"], i["name"]) for i in items] == [
         (a.url, "tiny:latest"),
         (b.url, "tiny2:latest"),
@@ -137,6 +138,9 @@ def test_hosts_are_asked_at_once(three, tmp_path: Path):
     try:
         wait_until(lambda: a.waiting_on("/api/ps") == 1 and b.waiting_on("/api/ps") == 1, 30)
         assert proc.poll() is None
+        # b answers first, a last: the output still follows the order the hosts were given.
+        b.release_path()
+        wait_until(lambda: b.waiting_on("/api/ps") == 0, 30)
     finally:
         a.release_path()
         b.release_path()
