@@ -97,3 +97,61 @@ def test_watch_and_guard_quiet_write_only_their_data(crowded: FakeOllama, cli: C
     assert run.exit_code == 0, run
     assert run.stderr == ""
     assert all(json.loads(line) for line in run.stdout.splitlines())
+
+
+def test_guard_once_quiet_shows_the_failed_restore_that_makes_it_exit_1(
+    crowded: FakeOllama, cli: Cli
+) -> None:
+    """A failure that decides a non-zero exit is an error line, --quiet or not."""
+    crowded.fail_load("tiny2", "llama runner process has terminated: out of memory")
+    run = cli("guard", "tiny2", "--once", "--quiet", "--no-journal")
+    assert run.exit_code == 1, run
+    [line] = run.stderr.splitlines()
+    assert line.startswith("error: ") and "out of memory" in line, run
+    assert "restore_failed" in [json.loads(x)["event"] for x in run.stdout.splitlines()]
+    # A guard that keeps running retries: there the same failure is a warning.
+    from datetime import datetime, timezone
+
+    from ollama_resident import render
+    from ollama_resident.events import Event
+
+    now = datetime.now(timezone.utc)
+    failed = Event(time=now, host="h", event="restore_failed", model="tiny2:latest")
+    down = Event(time=now, host="h", event="server_down", model=None)
+    assert [level for level, _ in render.guard_lines([failed, down])] == ["failed", "warn"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("preload", "tiny2"), ("pin", "tiny2"), ("apply", "work")],
+    ids=" ".join,
+)
+def test_quiet_shows_a_failed_load_as_an_error(
+    crowded: FakeOllama, cli: Cli, command: tuple[str, ...]
+) -> None:
+    crowded.fail_load("tiny2", "llama runner process has terminated: out of memory")
+    run = cli(*command, "--quiet")
+    assert run.exit_code == 1, run
+    assert run.stdout == ""
+    assert run.stderr.startswith("error: ") and "out of memory" in run.stderr, run
+
+
+@pytest.mark.parametrize("command", [("pin",), ("preload",)], ids=" ".join)
+def test_quiet_shows_what_did_not_stay_loaded(
+    crowded: FakeOllama, cli: Cli, command: tuple[str, ...]
+) -> None:
+    """One model at a time: the second load pushes the first out; the end state fails."""
+    run = cli(*command, "tiny2", "tiny3", "--force", "--quiet")
+    assert run.exit_code == 1, run
+    assert run.stdout == ""
+    first = run.stderr.splitlines()[0]
+    assert first == (
+        "error: 2 models asked, 1 resident at the end: tiny2:latest was pushed out by tiny3:latest"
+    ), run
+
+
+def test_quiet_unload_that_fails_is_an_error(crowded: FakeOllama, cli: Cli) -> None:
+    crowded.fail_next("/api/generate", 500, "boom", times=5)
+    run = cli("unload", "tiny", "--quiet")
+    assert run.exit_code == 1, run
+    assert run.stderr.startswith("error: tiny"), run

@@ -399,7 +399,9 @@ def guard_event_text(e: Event, *, seen_before: bool = False) -> str:
 def guard_lines(events: Sequence[Event], seen: set[str] | None = None) -> list[tuple[str, str]]:
     """A guard's round as people read it: ``(level, line)``, one line per action, in time order.
 
-    Level is ``info`` or ``warn``. A line is ``HH:MM:SS  MODEL  words``. What the
+    Level is ``info``, ``warn`` (the server is down) or ``failed`` (a restore that
+    failed, or guarded models that cannot all stay loaded: what makes ``--once``
+    exit 1). A line is ``HH:MM:SS  MODEL  words``. What the
     watcher saw of the guard's own work (the load it just made, the model that load
     evicted) is already in the action's line and is not repeated; a guarded model
     evicted by another guarded one is named in the line of the load that evicted it.
@@ -437,7 +439,13 @@ def guard_lines(events: Sequence[Event], seen: set[str] | None = None) -> list[t
         text = guard_event_text(e, seen_before=e.model in seen)
         if e.model and e.event in ("restored", "loaded"):
             seen.add(e.model)
-        level = "warn" if e.event in ("conflict", "restore_failed", "server_down") else "info"
+        level = (
+            "failed"
+            if e.event in ("conflict", "restore_failed")
+            else "warn"
+            if e.event == "server_down"
+            else "info"
+        )
         mine = clashes.get(id(e)) or []
         if mine:
             names = ", ".join(str(c.model) for c in mine)
@@ -447,7 +455,7 @@ def guard_lines(events: Sequence[Event], seen: set[str] | None = None) -> list[t
                 f"allows) or give them a smaller num_ctx; retrying {names} in "
                 f"{_retry(mine[0].detail.get('retry_in_s'))}"
             )
-            level = "warn"
+            level = "failed"
         when = e.time.astimezone().strftime("%H:%M:%S")
         lines.append((level, f"{when}  {e.model or e.host}  {text}"))
     return lines

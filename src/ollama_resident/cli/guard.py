@@ -142,7 +142,7 @@ def guard(
             with lock:
                 if board is not None:
                     board.count(events)
-                _print(events, out, as_jsonl, with_host=several)
+                _print(events, out, as_jsonl, with_host=several, fatal=once)
 
         guards = [_build(h, requests, interval, no_journal, emit) for h, requests in plans]
         if board is not None:
@@ -341,14 +341,22 @@ def _run_many(
         stop.set()
 
 
-def _print(events: list[Event], out: Output, as_jsonl: bool, *, with_host: bool = False) -> None:
+def _print(
+    events: list[Event], out: Output, as_jsonl: bool, *, with_host: bool = False, fatal: bool
+) -> None:
+    """Events as JSONL (failures also on stderr) or as lines people read.
+
+    ``fatal`` (``--once``): a failure decides the exit code, so it is an error line,
+    shown with --quiet too; a guard that keeps running warns and retries.
+    """
     if not events:
         return
+    failure = out.error if fatal else out.warn
     if as_jsonl:
         out.jsonl(e.to_json() for e in events)
         for e in events:
-            if e.event in ("conflict", "restore_failed"):
-                out.warn(f"{e.host}  {e.model}  {_text(e)}" if with_host else _text(e))
+            if e.event in _FAILURES:
+                failure(f"{e.host}  {e.model}  {_text(e)}" if with_host else _text(e))
         return
     from ollama_resident import render
 
@@ -358,7 +366,9 @@ def _print(events: list[Event], out: Output, as_jsonl: bool, *, with_host: bool 
         if with_host:
             when, _sep, rest = line.partition("  ")
             line = f"{when}  {events[0].host}  {rest}"
-        if level == "warn":
+        if level == "failed":
+            failure(line)
+        elif level == "warn":
             out.warn(line)
         else:
             out.info(line)
