@@ -146,7 +146,7 @@ def test_hot_path_modules_compile_no_pattern_at_import():
     """A regex is compiled where it is first used, not when a module is imported."""
     modules = (
         "ollama_resident.cli, ollama_resident.cli.ps, ollama_resident.cli.load, "
-        "ollama_resident.client, ollama_resident.transport, ollama_resident.render, "
+        "ollama_resident.client, ollama_resident.client_transport, ollama_resident.render, "
         "ollama_resident.residency, ollama_resident.startup, ollama_resident.models, "
         "ollama_resident.host, ollama_resident.durations, ollama_resident.errors, "
         "ollama_resident.paths"

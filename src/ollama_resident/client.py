@@ -100,7 +100,7 @@ class OllamaClient:
             if self.host.scheme == "http":
                 # httpx's own transport imports httpcore, h11 and anyio (~20 ms of every
                 # start-up); plain http goes over http.client, already loaded by httpx.
-                from ollama_resident.transport import Http11Transport
+                from ollama_resident.client_transport import Http11Transport
 
                 transport = Http11Transport()
             self._http = httpx.Client(

@@ -1,5 +1,9 @@
 """httpx's transport for plain-http servers, over the standard library's ``http.client``.
 
+Part of the client (:mod:`ollama_resident.client`, the one place httpx is used): it is
+imported only by ``OllamaClient._client``, after httpx, so its module-level ``import httpx``
+costs nothing more (the ruff ban on module-level httpx imports lets this file alone pass).
+
 httpx's default transport imports httpcore, h11 and anyio: about 20 ms of every
 start-up, more than everything else ``ps --json`` does beyond importing typer and
 httpx. ``http.client`` is already loaded by then (httpx imports it), and one
@@ -21,7 +25,7 @@ import select
 import socket
 from collections.abc import Iterator
 
-import httpx  # noqa: TID253 - imported only by OllamaClient._client, after httpx
+import httpx
 
 __all__ = ["Http11Transport"]
 

@@ -1,4 +1,5 @@
-"""The plain-http transport: what goes wrong on the wire ends as the client's own errors.
+"""The client's plain-http transport (client_transport.py): what goes wrong on the wire ends
+as the client's own errors.
 
 Ordinary traffic is covered by every CLI test (they all go through it to the fake
 Ollama). Here a scripted loopback server does what the fake does not: close an idle
