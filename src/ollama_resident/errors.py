@@ -68,6 +68,11 @@ class UsageError(ResidentError):
     exit_code = ExitCode.USAGE
 
 
+class LogUnreadable(UsageError):
+    """A server log that cannot be read as one: no text (``/dev/zero`` piped in), or the
+    command giving it (``journalctl``, ``docker logs``) stopped answering."""
+
+
 class ProfileError(UsageError):
     """A profile file that cannot be read, parsed or validated.
 

@@ -1,6 +1,7 @@
 """Where :mod:`ollama_resident.serverfacts` gets its input: the only I/O behind it.
 
-Each reader is bounded (a file read from its end, a subprocess with a 1 s timeout),
+Each reader is bounded (a file read from its end, every subprocess with a 1 s timeout,
+through :mod:`ollama_resident.logsource`, the one place commands and logs are read),
 never needs root and never raises: what it could not read becomes a reason in words.
 
 - the server log: a file (or stdin) named by the user, else the usual places;
@@ -17,10 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
@@ -39,10 +38,9 @@ __all__ = [
     "facts_from_source",
     "gather",
     "guard_service",
-    "is_local",
 ]
 
-SUBPROCESS_TIMEOUT_S = 1.0
+SUBPROCESS_TIMEOUT_S = 1.0  # each command doctor runs, a log command's every read too
 LOG_MAX_BYTES = 64 * 1024 * 1024  # of a log, its last 64 MiB: the newest start is in there
 
 ManagerKind = Literal["systemd", "launchd", "docker", "shell", "unknown"]
@@ -80,13 +78,6 @@ class Gathered:
     tried: list[str] = field(default_factory=list)  # what was looked at, in words
 
 
-def is_local(host: Host) -> bool:
-    """True when the server is on this machine (so its process and services are visible)."""
-    from ollama_resident import logsource
-
-    return logsource.is_local(host.host)
-
-
 # -- the log -----------------------------------------------------------------------------------
 
 
@@ -113,26 +104,11 @@ def facts_from_source(source: LogSource) -> ServerFacts:
     return serverfacts.facts_from_records(records(), source.name)
 
 
-def _run(argv: Sequence[str], timeout: float = SUBPROCESS_TIMEOUT_S) -> tuple[int, str, str]:
-    """Run a read-only command; (-1, "", reason) when it cannot run or times out."""
-    if shutil.which(argv[0]) is None:
-        return -1, "", f"{argv[0]} not found"
-    try:
-        done = subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "LC_ALL": "C", "SYSTEMD_PAGER": "", "PAGER": "cat"},
-        )
-    except subprocess.TimeoutExpired:
-        return -1, "", f"{argv[0]} did not answer within {timeout:g}s"
-    except OSError as exc:
-        return -1, "", f"{argv[0]}: {exc.strerror or exc}"
-    lines = done.stderr.strip().splitlines()
-    return done.returncode, done.stdout, lines[0].strip() if lines else ""
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    """:func:`logsource.run` with doctor's timeout."""
+    from ollama_resident import logsource
+
+    return logsource.run(argv, SUBPROCESS_TIMEOUT_S)
 
 
 def _log_sources(
@@ -154,9 +130,13 @@ def _log_sources(
         except OSError as exc:
             yield f"{process.log_file}: {exc.strerror or exc}"
     if manager.kind == "docker":
-        found, attempt = logsource.from_docker(manager.name, max_bytes=LOG_MAX_BYTES)
+        found, attempt = logsource.from_docker(
+            manager.name, max_bytes=LOG_MAX_BYTES, timeout=SUBPROCESS_TIMEOUT_S
+        )
         yield found if found is not None else f"{attempt.name}: {attempt.reason}"
-    found, attempts = logsource.discover(host.host, max_bytes=LOG_MAX_BYTES)
+    found, attempts = logsource.discover(
+        host.host, max_bytes=LOG_MAX_BYTES, timeout=SUBPROCESS_TIMEOUT_S
+    )
     for a in attempts:
         if not a.ok:
             yield f"{a.name}: {a.reason}"
@@ -369,8 +349,10 @@ def gather(
     the macOS app's file. A log whose newest start does not match the server (another
     port, another version) is not used. ``proc`` is where processes are listed.
     """
+    from ollama_resident import logsource
+
     tried: list[str] = []
-    local = is_local(host)
+    local = logsource.is_local(host.host)
     manager = Manager("unknown", "", "not on this machine" if not local else "nothing found")
     processes = find_serve_processes(proc) if local and sys.platform.startswith("linux") else []
     process = next((p for p in processes if p.port == host.port), None)
@@ -409,8 +391,6 @@ def gather(
         docker = None
 
     # 1. the log
-    from ollama_resident import logsource
-
     sources: Iterable[LogSource | str] = ()
     if server_log == "-":
         sources = [logsource.from_stream(stdin or sys.stdin.buffer, "standard input")]
@@ -425,7 +405,11 @@ def gather(
         if isinstance(source, str):
             tried.append(source)
             continue
-        facts = facts_from_source(source)
+        try:
+            facts = facts_from_source(source)
+        except logsource.LogUnreadable as exc:  # not text, or its command stopped answering
+            tried.append(exc.message)
+            continue
         if not facts.known:
             tried.append(facts.reason or f"{source.name}: no server config")
             continue

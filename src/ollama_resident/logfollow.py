@@ -8,6 +8,7 @@ unload seen at a poll carries the cause the server wrote a moment before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -48,8 +49,11 @@ class Follower:
     @classmethod
     def file(cls, path: str) -> Follower:
         def open_at_end() -> IO[bytes]:
-            fh = open(path, "rb")  # noqa: SIM115 - closed by the thread
-            fh.seek(0, os.SEEK_END)
+            from ollama_resident.logsource import open_log_file
+
+            fh = open_log_file(path)  # OSError for a device (/dev/zero): never a log
+            with contextlib.suppress(OSError):  # a pipe cannot seek: read it as it comes
+                fh.seek(0, os.SEEK_END)
             return fh
 
         return cls(path, open_at_end, follow_file=True)
@@ -84,7 +88,9 @@ class Follower:
         return self
 
     def _run(self, stream: IO[bytes]) -> None:
-        carry = b""
+        from ollama_resident.logsource import LineSplitter, LogUnreadable
+
+        lines = LineSplitter(self.name)  # lines cut at 1 MiB; no newline in 64 MiB: not a log
         try:
             while not self._stop.is_set():
                 chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
@@ -93,13 +99,11 @@ class Follower:
                         break  # the pipe ended
                     self._stop.wait(0.1)
                     continue
-                data = carry + chunk
-                cut = data.rfind(b"\n")
-                if cut == -1:
-                    carry = data
-                    continue
-                carry = data[cut + 1 :]
-                self._feed(data[: cut + 1].decode("utf-8", errors="replace").split("\n")[:-1])
+                block = lines.feed(chunk)
+                if block:
+                    self._feed(block.decode("utf-8", errors="replace").split("\n")[:-1])
+        except LogUnreadable as exc:
+            self.error = exc.message
         except OSError as exc:
             self.error = f"reading {self.name}: {exc.strerror or exc}"
         finally:

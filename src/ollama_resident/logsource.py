@@ -12,32 +12,51 @@ for each why it was not used:
 
 Reading is bounded: a file is read from ``max_bytes`` before its end (seeking, never
 loading it whole), a command is asked for ``--since`` or its last lines, and everything
-arrives as ``(text, first_line_number, label)`` blocks of whole lines of about 4 MiB.
+arrives as ``(text, first_line_number, label)`` blocks of whole lines of about 4 MiB. A
+line longer than :data:`MAX_LINE` is cut there; a stream that gives :data:`GIVE_UP` bytes
+without a newline (``/dev/zero`` piped in) is not a text log (:class:`LogUnreadable`); a
+device (``--server-log /dev/zero``) is refused when opened.
+
+Every command runs with a timeout: :func:`run` (``systemctl show``, ``docker inspect``)
+to its end, and a log command (``journalctl``, ``docker logs``) per read, so a command that
+stops answering is killed and named instead of hanging the caller.
 
 No typer, no rich: callers render :class:`Attempt` and :class:`LogSource`.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol
 
+from ollama_resident.errors import LogUnreadable
+
 __all__ = [
+    "COMMAND_TIMEOUT_S",
     "DEFAULT_MAX_BYTES",
+    "GIVE_UP",
+    "MAX_LINE",
     "Attempt",
+    "LineSplitter",
     "LogSource",
+    "LogUnreadable",
     "discover",
     "from_docker",
     "from_file",
     "from_stream",
     "is_local",
+    "open_log_file",
+    "run",
 ]
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -45,6 +64,15 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _CHUNK = 4 * 1024 * 1024
 _COUNT_CHUNK = 16 * 1024 * 1024
 _LINE_GUESS = 250  # bytes per line, to turn a byte budget into `journalctl -n`/`--tail`
+MAX_LINE = 1024 * 1024
+"""A log line longer than this (1 MiB) is cut here; the rest, up to its newline, is skipped."""
+GIVE_UP = 64 * 1024 * 1024
+"""This much of a stream without a newline (64 MiB) is not a text log: LogUnreadable."""
+COMMAND_TIMEOUT_S = 30.0
+"""How long a log command (``journalctl``, ``docker logs``) may keep a read waiting before it
+is killed: generous, as a big journal takes seconds to seek."""
+RUN_TIMEOUT_S = 1.0
+"""How long :func:`run` gives a short command (``systemctl show``, ``docker inspect``)."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +117,88 @@ def is_local(hostname: str) -> bool:
     return name in mine
 
 
+# -- lines ---------------------------------------------------------------------------------
+
+
+class LineSplitter:
+    """Whole lines out of byte chunks, in bounded memory.
+
+    :meth:`feed` returns the complete lines a chunk finished (ending with ``\\n``, maybe
+    ``b""``); a line longer than :data:`MAX_LINE` keeps its first :data:`MAX_LINE` bytes.
+    With ``give_up`` (bytes), that many without a newline raise :class:`LogUnreadable`
+    naming ``name``: a stream that never ends a line is not a log.
+    """
+
+    def __init__(self, name: str, *, give_up: int | None = GIVE_UP) -> None:
+        self.name = name
+        self.give_up = give_up
+        self.carry = b""  # the unfinished line (at most MAX_LINE bytes)
+        self._skipped = 0  # bytes of an overlong line dropped so far
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._skipped:
+            nl = chunk.find(b"\n")
+            if nl == -1:
+                self._skipped += len(chunk)
+                self._check()
+                return b""
+            self._skipped = 0
+            chunk = chunk[nl:]  # its newline ends the cut line kept in carry
+        data = self.carry + chunk if self.carry else chunk
+        cut = data.rfind(b"\n")
+        if cut == -1:
+            self.carry = self._cap(data)
+            return b""
+        self.carry = self._cap(data[cut + 1 :])
+        return data[: cut + 1]
+
+    def _cap(self, tail: bytes) -> bytes:
+        if len(tail) <= MAX_LINE:
+            return tail
+        self._skipped = len(tail) - MAX_LINE
+        self._check()
+        return tail[:MAX_LINE]
+
+    def _check(self) -> None:
+        if self.give_up is not None and MAX_LINE + self._skipped > self.give_up:
+            raise LogUnreadable(
+                f"{self.name} is not a text log: {self.give_up // (1024 * 1024)} MiB without "
+                "a newline",
+                hint="give Ollama's server log (journalctl -u ollama, ~/.ollama/logs/server.log)",
+            )
+
+
 # -- files ---------------------------------------------------------------------------------
+
+
+def open_log_file(path: str | Path) -> IO[bytes]:
+    """``path`` opened for reading; OSError for one that cannot be, or is not a file or a
+    pipe (``/dev/zero``, a directory): reading those would never end or makes no sense."""
+    import stat
+
+    p = Path(path).expanduser()
+    fh = p.open("rb")
+    try:
+        mode = os.fstat(fh.fileno()).st_mode
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            raise OSError("a device, not a log file (give - to read standard input)")
+        if stat.S_ISDIR(mode):
+            raise OSError("a directory, not a log file")
+    except BaseException:
+        fh.close()
+        raise
+    return fh
 
 
 def _file_blocks(
     path: Path, max_bytes: int, label: str | None
 ) -> Iterator[tuple[bytes, int, str | None]]:
-    with path.open("rb") as fh:
+    import stat
+
+    with open_log_file(path) as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # a pipe (`<(journalctl ...)`)
+            yield from _blocks_of(fh, 1, label, str(path))
+            return
         size = fh.seek(0, os.SEEK_END)
         start = max(0, size - max_bytes)
         line = 1
@@ -117,7 +220,8 @@ def _file_blocks(
                 rest = fh.readline()
                 if rest.endswith(b"\n"):
                     line += 1
-        yield from _blocks_of(fh, line, label)
+        # A file holds what it holds: an overlong line is cut, never the end of the story.
+        yield from _blocks_of(fh, line, label, str(path), give_up=None)
 
 
 class _Readable(Protocol):
@@ -125,24 +229,19 @@ class _Readable(Protocol):
 
 
 def _blocks_of(
-    fh: _Readable, line: int, label: str | None
+    fh: _Readable, line: int, label: str | None, name: str, *, give_up: int | None = GIVE_UP
 ) -> Iterator[tuple[bytes, int, str | None]]:
-    carry = b""
+    lines = LineSplitter(name, give_up=give_up)
     while True:
         chunk = fh.read(_CHUNK)
         if not chunk:
             break
-        data = carry + chunk
-        cut = data.rfind(b"\n")
-        if cut == -1:
-            carry = data
-            continue
-        carry = data[cut + 1 :]
-        block = data[: cut + 1]
-        yield block, line, label
-        line += block.count(b"\n")
-    if carry:  # a truncated last line
-        yield carry, line, label
+        block = lines.feed(chunk)
+        if block:
+            yield block, line, label
+            line += block.count(b"\n")
+    if lines.carry:  # a truncated last line
+        yield lines.carry, line, label
 
 
 def from_file(
@@ -150,7 +249,7 @@ def from_file(
 ) -> LogSource:
     """A log file, its last ``max_bytes`` (raises OSError when it cannot be opened)."""
     p = Path(path).expanduser()
-    with p.open("rb"):
+    with open_log_file(p):
         pass  # fail now, with the OS's reason, not in the middle of the story
     partial = p.stat().st_size > max_bytes
     return LogSource(kind, str(p), _file_blocks(p, max_bytes, None), partial=partial)
@@ -185,44 +284,143 @@ def _rotated(path: Path, max_bytes: int, kind: str) -> LogSource:
 
 def from_stream(stream: IO[bytes], name: str = "stdin") -> LogSource:
     """A log piped in (``journalctl -u ollama | ollama-resident why --server-log -``)."""
-    return LogSource("stdin", name, _blocks_of(stream, 1, None))
+    return LogSource("stdin", name, _blocks_of(stream, 1, None, name))
 
 
 # -- commands ------------------------------------------------------------------------------
 
 
-def _command_blocks(argv: list[str]) -> tuple[Iterator[tuple[bytes, int, str | None]], str]:
+def run(argv: Sequence[str], timeout: float = RUN_TIMEOUT_S) -> tuple[int, str, str]:
+    """Run a short read-only command to its end: ``(exit code, stdout, first stderr line)``.
+
+    ``(-1, "", reason)`` when it is not installed, cannot run, or is not done within
+    ``timeout`` seconds (then it is killed). Never raises.
+    """
+    if shutil.which(argv[0]) is None:
+        return -1, "", f"{argv[0]} not found"
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "LC_ALL": "C", "SYSTEMD_PAGER": "", "PAGER": "cat"},
+            start_new_session=True,  # one process group, killed whole on a timeout
+        )
+    except OSError as exc:
+        return -1, "", f"{argv[0]}: {exc.strerror or exc}"
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        proc.communicate()
+        return -1, "", f"{argv[0]} did not answer within {timeout:g}s"
+    lines = err.decode("utf-8", "replace").strip().splitlines()
+    return proc.returncode, out.decode("utf-8", "replace"), lines[0].strip() if lines else ""
+
+
+class _Watched:
+    """A log command's stdout whose every read may wait at most ``timeout`` seconds for
+    output; then the command (its whole process group) is killed and ``stalled`` is set."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        assert isinstance(proc.stdout, io.BufferedReader)  # a pipe, opened unbuffered=False
+        self.proc = proc
+        self.stdout = proc.stdout
+        self.timeout = timeout
+        self.stalled = False
+        self._waiting_since: float | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, name="log-command-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(0.1, self.timeout / 4)):
+            since = self._waiting_since
+            if since is not None and time.monotonic() - since > self.timeout:
+                self.stalled = True
+                _kill(self.proc)
+                return
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes (fewer at the end, or when the command stalled)."""
+        want = n if n > 0 else _CHUNK
+        parts: list[bytes] = []
+        got = 0
+        while got < want and not self.stalled:
+            self._waiting_since = time.monotonic()
+            try:
+                part = self.stdout.read1(want - got)
+            finally:
+                self._waiting_since = None
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._done.set()
+        self.stdout.close()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        if self.proc.poll() is None:
+            _kill(self.proc)  # stopped early (the story had what it needed)
+        self.proc.wait()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)  # journalctl's pager or a wrapper script too
+        else:
+            proc.kill()
+    except OSError:
+        pass  # already gone
+
+
+def _command_blocks(
+    argv: list[str], name: str, timeout: float
+) -> tuple[Iterator[tuple[bytes, int, str | None]], str]:
     """Run ``argv``; its first block is read now, so that a failure is known before any
-    story is told. Returns the blocks and the error text ("" when it worked)."""
+    story is told. Returns the blocks and the error text ("" when it worked).
+
+    A read that waits more than ``timeout`` seconds kills the command: before any output
+    that is the error text; later, the blocks raise :class:`LogUnreadable` naming ``name``.
+    """
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if argv[0] == "docker" and "logs" in argv else subprocess.PIPE,
+        start_new_session=True,  # one process group, killed whole on a timeout
     )
-    assert proc.stdout is not None
-    first = proc.stdout.read(_CHUNK)
+    stream = _Watched(proc, timeout)
+    first = stream.read(_CHUNK)
+    if stream.stalled and not first:
+        stream.close()
+        return iter(()), f"did not answer within {timeout:g}s; stopped it"
     hints_only = len(first) < 8192 and all(
         not line.strip() or line.startswith((b"Hint:", b"-- ")) for line in first.splitlines()
     )
     if not first or hints_only:
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        # stdout ended: the command is done, and its stderr (bounded) says why.
+        err = proc.stderr.read(64 * 1024).decode("utf-8", "replace") if proc.stderr else ""
         err = (first.decode("utf-8", "replace") + err).strip()
-        proc.stdout.close()
-        if proc.stderr is not None:
-            proc.stderr.close()
-        proc.wait()
+        stream.close()
         return iter(()), err or f"no output (exit {proc.returncode})"
 
     def blocks() -> Iterator[tuple[bytes, int, str | None]]:
-        assert proc.stdout is not None
         try:
-            yield from _blocks_of(_Prepend(first, proc.stdout), 1, None)
+            yield from _blocks_of(_Prepend(first, stream), 1, None, name)
+            if stream.stalled:
+                raise LogUnreadable(
+                    f"{name} gave no output for {timeout:g}s; stopped reading it",
+                    hint="pass the log with --server-log FILE (or - to pipe it in)",
+                )
         finally:
-            proc.stdout.close()
-            if proc.stderr is not None:
-                proc.stderr.close()
-            proc.wait()
+            stream.close()
 
     return blocks(), ""
 
@@ -230,7 +428,7 @@ def _command_blocks(argv: list[str]) -> tuple[Iterator[tuple[bytes, int, str | N
 class _Prepend:
     """A byte stream that first returns ``head`` then reads ``rest``."""
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, head: bytes, rest: _Readable) -> None:
         self.head = head
         self.rest = rest
 
@@ -242,7 +440,7 @@ class _Prepend:
 
 
 def _journal(
-    user: bool, since: datetime | None, max_bytes: int
+    user: bool, since: datetime | None, max_bytes: int, timeout: float
 ) -> tuple[LogSource | None, Attempt]:
     kind = "journal-user" if user else "journal"
     name = "journalctl" + (" --user" if user else "") + " -u ollama"
@@ -264,7 +462,7 @@ def _journal(
     else:
         argv += ["-n", str(max(1000, max_bytes // _LINE_GUESS))]
     try:
-        blocks, err = _command_blocks(argv)
+        blocks, err = _command_blocks(argv, name, timeout)
     except OSError as exc:
         return None, Attempt(kind, name, False, f"cannot run journalctl: {exc.strerror or exc}")
     if err:
@@ -285,9 +483,14 @@ def _journal(
 
 
 def from_docker(
-    container: str, *, since: datetime | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    container: str,
+    *,
+    since: datetime | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = COMMAND_TIMEOUT_S,
 ) -> tuple[LogSource | None, Attempt]:
-    """``docker logs -t CONTAINER`` (both streams), bounded by ``since`` or its last lines."""
+    """``docker logs -t CONTAINER`` (both streams), bounded by ``since`` or its last lines;
+    ``timeout``: the longest a read may wait (see :func:`_command_blocks`)."""
     name = f"docker logs {container}"
     exe = shutil.which("docker")
     if exe is None:
@@ -302,7 +505,7 @@ def from_docker(
         argv += ["--tail", str(max(1000, max_bytes // _LINE_GUESS))]
     argv.append(container)
     try:
-        blocks, err = _command_blocks(argv)
+        blocks, err = _command_blocks(argv, name, timeout)
     except OSError as exc:
         return None, Attempt("docker", name, False, f"cannot run docker: {exc.strerror or exc}")
     if err:
@@ -337,9 +540,11 @@ def discover(
     *,
     since: datetime | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = COMMAND_TIMEOUT_S,
 ) -> tuple[LogSource | None, list[Attempt]]:
     """The log of the server at ``hostname``, if it runs here: the first place that gives
-    lines, and every place tried with why it gave none."""
+    lines, and every place tried with why it gave none. ``timeout`` (seconds) bounds each
+    wait on ``journalctl``: a journal that does not answer is an attempt that failed."""
     attempts: list[Attempt] = []
     if not is_local(hostname):
         attempts.append(
@@ -354,7 +559,7 @@ def discover(
         return None, attempts
     if sys.platform.startswith("linux"):
         for user in (False, True):
-            src, attempt = _journal(user, since, max_bytes)
+            src, attempt = _journal(user, since, max_bytes, timeout)
             attempts.append(attempt)
             if src is not None:
                 src.attempts = attempts
