@@ -932,6 +932,8 @@ def read_timeline(
     unload after ``since`` keeps its cause). ``tz``: the zone for ``[GIN]`` lines before
     any slog line (see :class:`~ollama_resident.serverlog.LogReader`).
     """
+    from ollama_resident.logscan import walk_block
+
     reader = LogReader(tz=tz, messages=MESSAGES, prefixes=PREFIXES, gin="post")
     builder = TimelineBuilder()
     builder.reader = reader
@@ -941,12 +943,8 @@ def read_timeline(
         for text, first, label in blocks:
             if label != builder.label:
                 builder.label = label
-            for rec in reader.block(text, first):
-                builder.feed(rec)
-            if isinstance(text, bytes):
-                count += text.count(b"\n") + (0 if text.endswith(b"\n") else 1)
-            else:
-                count += text.count("\n") + (0 if text.endswith("\n") else 1)
+            data = text if isinstance(text, bytes) else text.encode("utf-8")
+            count += walk_block(reader, builder, data, first, MESSAGES, PREFIXES)
     if lines is not None:
         for rec in reader.lines(_counting(lines, builder)):
             builder.feed(rec)

@@ -543,12 +543,7 @@ class LogReader:
             yield from self.lines(text.split("\n"), start_line)
             return
         data = text if isinstance(text, bytes) else text.encode("utf-8")
-        if not self.zone_known:
-            m = _p().first_time_b.search(data)
-            if m is not None:
-                found = _zone_of(m.group(1).decode("ascii", "replace"))
-                if found is not None:
-                    self.zone, self.zone_known = found, True
+        self.learn_zone(data)
         starts: set[int] = set()
         for pattern in self._patterns_b():
             for m in pattern.finditer(data):
@@ -566,6 +561,15 @@ class LogReader:
             rec = self.one(line_no, raw)
             if rec is not None:
                 yield rec
+
+    def learn_zone(self, data: bytes) -> None:
+        """Take the server's zone from the first slog time in ``data`` (UTF-8 lines), once."""
+        if not self.zone_known:
+            m = _p().first_time_b.search(data)
+            if m is not None:
+                found = _zone_of(m.group(1).decode("ascii", "replace"))
+                if found is not None:
+                    self.zone, self.zone_known = found, True
 
     def _patterns_b(self) -> tuple[re.Pattern[bytes], ...]:
         if self._block_patterns_b is None:

@@ -1,0 +1,156 @@
+"""The fast walk of a block of server log for :func:`~ollama_resident.logtimeline.read_timeline`
+(pure, no I/O).
+
+A busy server writes, per request, a ``[GIN]`` line and (at DEBUG) a keep-alive timer line;
+a 200 MB log holds about 140 000 of each and nearly all of them change nothing. The walk
+finds candidate lines with regex scans of the block as bytes (C speed) and settles those two
+kinds without decoding or numbering them:
+
+- a timer line whose runner (``runner.pid``) already has that ``duration`` is dropped (the
+  scan captures both);
+- a POST ``[GIN]`` line is only remembered by its position while no change waits for the
+  request behind it; when a record is about to be fed, the last 32 of those (all that
+  :class:`~ollama_resident.logtimeline.TimelineBuilder` keeps) are numbered, decoded and
+  handed over, so the builder sees exactly what a line-by-line walk would have given it.
+
+Every other candidate line takes the builder's ordinary path (``prefilter``, then
+:meth:`~ollama_resident.serverlog.LogReader.one`, then ``feed``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ollama_resident.logtimeline import TimelineBuilder
+    from ollama_resident.serverlog import LogReader
+
+_TIMER = "runner with non-zero duration has gone idle, adding timer"
+_KEEP = 32  # TimelineBuilder.recent's length
+_FAST_MS = 10.0  # logtimeline._FAST_S
+_FAST_UNITS = (b"\xc2\xb5s", b"\xce\xbcs", b"ns")  # µs, μs, ns
+
+
+class _Scan:
+    """The compiled scans (built on first use, not at import)."""
+
+    def __init__(self, messages: frozenset[str], prefixes: tuple[str, ...]) -> None:
+        words = sorted((re.escape(m) for m in messages if m), key=len, reverse=True)
+        alt = "|".join(words) or "(?!)"
+        heads = "|".join(re.escape(p) for p in prefixes) or "(?!)"
+        # Group 1: a timer line; the second branch is the plain message match.
+        pattern = f'msg="?(?:({re.escape(_TIMER)})"|(?:{alt})(?:"|\\s|$)|{heads})'
+        self.msg = re.compile(pattern.encode("utf-8"), re.MULTILINE)
+        # A POST [GIN] line (the same scan as LogReader's for gin="post").
+        self.post = re.compile(rb'POST +(?:\x1b\[0m *)?"')
+
+
+_scan: _Scan | None = None
+
+
+def _timer_tail(tail: bytes) -> tuple[int, str] | None:
+    """``(runner.pid, duration)`` of a timer line from its message on, the way
+    ``TimelineBuilder.prefilter`` reads them; None when the line lacks either."""
+    i = tail.find(b"runner.pid=")
+    j = tail.rfind(b" duration=")
+    if i == -1 or j == -1:
+        return None
+    end = tail.find(b" ", i)
+    pid = tail[i + 11 : end if end != -1 else len(tail)]
+    if not pid.isdigit():
+        return None
+    return int(pid), tail[j + 10 :].split(b" ", 1)[0].decode("utf-8", "replace")
+
+
+def _fast(latency: bytes) -> bool:
+    """``logtimeline._fast_answer`` on a latency field already cut out."""
+    if latency.endswith(b"ms"):
+        try:
+            return float(latency[:-2]) < _FAST_MS
+        except ValueError:
+            return False
+    return latency.endswith(_FAST_UNITS)
+
+
+def walk_block(
+    reader: LogReader,
+    builder: TimelineBuilder,
+    data: bytes,
+    first: int,
+    messages: frozenset[str],
+    prefixes: tuple[str, ...],
+) -> int:
+    """Feed ``builder`` the records of ``data`` (whole lines, UTF-8), the first numbered
+    ``first``; returns how many lines ``data`` holds (a last line without a newline counts)."""
+    global _scan
+    if _scan is None:
+        _scan = _Scan(messages, prefixes)
+    scan = _scan
+    reader.learn_zone(data)
+    rfind = data.rfind
+    # line start -> (kind, match): 0 any line, 1 a timer line, 2 a POST [GIN] line.
+    starts: dict[int, tuple[int, re.Match[bytes] | None]] = {}
+    for m in scan.msg.finditer(data):
+        starts[rfind(b"\n", 0, m.start()) + 1] = (1 if m.group(1) else 0, m)
+    i = data.find(b"INFO server config")  # old Go-log style, the only one met in the wild
+    while i != -1:
+        starts[rfind(b"\n", 0, i) + 1] = (0, None)
+        i = data.find(b"INFO server config", i + 1)
+    for m in scan.post.finditer(data):
+        begin = rfind(b"\n", 0, m.start()) + 1
+        if begin not in starts:
+            starts[begin] = (2, m)
+
+    pos, line_no = 0, first  # the start of a line and its number
+    lazy: list[int] = []  # POST [GIN] lines not yet handed to the builder
+    tails: dict[bytes, tuple[int, str] | None] = {}
+    by_pid, recent, one, feed = builder.by_pid, builder.recent, reader.one, builder.feed
+
+    def raw_at(begin: int) -> tuple[int, str]:
+        nonlocal pos, line_no
+        line_no += data.count(b"\n", pos, begin)
+        pos = begin
+        stop = data.find(b"\n", begin)
+        return line_no, data[begin : stop if stop != -1 else len(data)].decode("utf-8", "replace")
+
+    def hand_over() -> None:
+        for begin in lazy[-_KEEP:]:
+            recent.append(raw_at(begin))
+        lazy.clear()
+
+    for begin in sorted(starts):
+        kind, m = starts[begin]
+        if kind == 1:
+            assert m is not None
+            # A busy runner's timer lines are alike from the message on: read each shape once.
+            stop = data.find(b"\n", m.end())
+            tail = data[m.end() : stop if stop != -1 else len(data)]
+            got = tails.get(tail, False)
+            if got is False:
+                got = tails[tail] = _timer_tail(tail)
+            if got is not None:
+                r = by_pid.get(got[0])
+                if r is not None and r.keep_alive == got[1]:
+                    continue
+        elif kind == 2 and not builder.pending:
+            assert m is not None
+            # Kept for later unless it may be an unload request (answered in under 10 ms,
+            # read as TimelineBuilder.prefilter reads it) or is no plain [GIN] line.
+            head = data[begin : m.start()]
+            parts = head.split(b"|", 3)
+            if len(parts) == 4 and b"[GIN] " in head and not _fast(parts[2].strip()):
+                lazy.append(begin)
+                continue
+        if lazy:
+            hand_over()
+        n, raw = raw_at(begin)
+        if builder.prefilter(n, raw):
+            continue
+        rec = one(n, raw)
+        if rec is not None:
+            feed(rec)
+    if lazy:
+        hand_over()
+    lines = line_no - first + data.count(b"\n", pos)
+    return lines + (0 if not data or data.endswith(b"\n") else 1)
