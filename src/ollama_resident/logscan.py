@@ -32,15 +32,32 @@ _FAST_MS = 10.0  # logtimeline._FAST_S
 _FAST_UNITS = (b"\xc2\xb5s", b"\xce\xbcs", b"ns")  # µs, μs, ns
 
 
+def _trie(words: list[tuple[str, str]]) -> str:
+    """One regex alternation of literal words (each followed by its own pattern), as a
+    trie: ``[("load", "A"), ("loaded", "B")]`` -> ``load(?:ed(?:B)|A)``-like."""
+    heads: dict[str, list[tuple[str, str]]] = {}
+    for word, tail in words:
+        heads.setdefault(word[0], []).append((word[1:], tail))
+    alts = []
+    for c, items in heads.items():
+        ends = [tail for rest, tail in items if not rest]
+        more = [(rest, tail) for rest, tail in items if rest]
+        parts = ([_trie(more)] if more else []) + ends
+        body = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+        alts.append(re.escape(c) + body)
+    return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+
 class _Scan:
     """The compiled scans (built on first use, not at import)."""
 
     def __init__(self, messages: frozenset[str], prefixes: tuple[str, ...]) -> None:
-        words = sorted((re.escape(m) for m in messages if m), key=len, reverse=True)
-        alt = "|".join(words) or "(?!)"
-        heads = "|".join(re.escape(p) for p in prefixes) or "(?!)"
-        # Group 1: a timer line; the second branch is the plain message match.
-        pattern = f'msg="?(?:({re.escape(_TIMER)})"|(?:{alt})(?:"|\\s|$)|{heads})'
+        # A trie of the messages wanted: most slog lines fail on the first letter.
+        # Group 1: a timer line (its message first, so that it is the one captured).
+        words = [(_TIMER, '(")')]
+        words += [(m, '(?:"|\\s|$)') for m in messages if m and m != _TIMER]
+        words += [(p, "") for p in prefixes if p]
+        pattern = 'msg="?' + _trie(words) if words else "(?!)"
         self.msg = re.compile(pattern.encode("utf-8"), re.MULTILINE)
         # A POST [GIN] line (the same scan as LogReader's for gin="post").
         self.post = re.compile(rb'POST +(?:\x1b\[0m *)?"')
@@ -120,24 +137,24 @@ def walk_block(
         lazy.clear()
 
     for begin in sorted(starts):
-        kind, m = starts[begin]
+        kind, found = starts[begin]
         if kind == 1:
-            assert m is not None
+            assert found is not None
             # A busy runner's timer lines are alike from the message on: read each shape once.
-            stop = data.find(b"\n", m.end())
-            tail = data[m.end() : stop if stop != -1 else len(data)]
-            got = tails.get(tail, False)
-            if got is False:
+            stop = data.find(b"\n", found.end())
+            tail = data[found.end() : stop if stop != -1 else len(data)]
+            got = tails.get(tail)
+            if got is None and tail not in tails:
                 got = tails[tail] = _timer_tail(tail)
             if got is not None:
                 r = by_pid.get(got[0])
                 if r is not None and r.keep_alive == got[1]:
                     continue
         elif kind == 2 and not builder.pending:
-            assert m is not None
+            assert found is not None
             # Kept for later unless it may be an unload request (answered in under 10 ms,
             # read as TimelineBuilder.prefilter reads it) or is no plain [GIN] line.
-            head = data[begin : m.start()]
+            head = data[begin : found.start()]
             parts = head.split(b"|", 3)
             if len(parts) == 4 and b"[GIN] " in head and not _fast(parts[2].strip()):
                 lazy.append(begin)
