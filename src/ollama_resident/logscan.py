@@ -103,8 +103,111 @@ def walk_block(
     global _scan
     if _scan is None:
         _scan = _Scan(messages, prefixes)
-    scan = _scan
     reader.learn_zone(data)
+    if b"INFO server config" in data:  # old Go-log style lines: the general walk
+        return _walk_sorted(_scan, reader, builder, data, first)
+    return _walk_ordered(_scan, reader, builder, data, first)
+
+
+def _walk_ordered(
+    scan: _Scan, reader: LogReader, builder: TimelineBuilder, data: bytes, first: int
+) -> int:
+    """The walk when every candidate line is a message match or a POST line: message
+    matches in order, the POST lines before each settled just before it."""
+    rfind, find = data.rfind, data.find
+    posts = [m.start() for m in scan.post.finditer(data)]
+    done = 0  # where the last line handled ends: a second match in it is no new line
+    pos, line_no = 0, first  # the start of a line and its number
+    lazy: list[int] = []  # POST [GIN] lines not yet handed to the builder
+    tails: dict[bytes, tuple[int, str] | None] = {}
+    by_pid, recent, one, feed = builder.by_pid, builder.recent, reader.one, builder.feed
+    prefilter = builder.prefilter
+    size = len(data)
+
+    def ordinary(begin: int) -> None:
+        nonlocal pos, line_no, done
+        if lazy:
+            for at in lazy[-_KEEP:]:
+                line_no += data.count(b"\n", pos, at)
+                pos = at
+                stop = find(b"\n", at)
+                recent.append(
+                    (line_no, data[at : stop if stop != -1 else size].decode("utf-8", "replace"))
+                )
+            lazy.clear()
+        line_no += data.count(b"\n", pos, begin)
+        pos = begin
+        stop = find(b"\n", begin)
+        done = stop if stop != -1 else size
+        raw = data[begin:done].decode("utf-8", "replace")
+        if prefilter(line_no, raw):
+            return
+        rec = one(line_no, raw)
+        if rec is not None:
+            feed(rec)
+
+    def gin(at: int) -> None:
+        """A POST line (at its POST): kept for later unless a change waits for its
+        request, it may be an unload request (answered in under 10 ms, read as
+        TimelineBuilder.prefilter reads it) or it is no [GIN] line."""
+        nonlocal done
+        begin = rfind(b"\n", 0, at) + 1
+        if not builder.pending:
+            head = data[begin:at]
+            parts = head.split(b"|", 3)
+            if len(parts) == 4 and b"[GIN] " in head and not _fast(parts[2].strip()):
+                lazy.append(begin)
+                stop = find(b"\n", at)
+                done = stop if stop != -1 else size
+                return
+        ordinary(begin)
+
+    npost, j = len(posts), 0
+    nxt = posts[0] if posts else size + 1  # the next POST line
+    for m in scan.msg.finditer(data):
+        at = m.start()
+        while nxt < at:
+            if nxt >= done:
+                gin(nxt)
+            j += 1
+            nxt = posts[j] if j < npost else size + 1
+        if at < done:
+            continue  # in a line already handled
+        if m.group(1):
+            # A busy runner's timer lines are alike from the message on: read each shape once.
+            end = m.end()
+            stop = find(b"\n", end)
+            tail = data[end : stop if stop != -1 else size]
+            got = tails.get(tail)
+            if got is None and tail not in tails:
+                got = tails[tail] = _timer_tail(tail)
+            if got is not None:
+                r = by_pid.get(got[0])
+                if r is not None and r.keep_alive == got[1]:
+                    done = stop if stop != -1 else size
+                    continue
+        ordinary(rfind(b"\n", 0, at) + 1)
+    for at in posts[j:]:
+        if at >= done:
+            gin(at)
+    if lazy:
+        ordinary_tail = lazy[-_KEEP:]
+        for at in ordinary_tail:
+            line_no += data.count(b"\n", pos, at)
+            pos = at
+            stop = find(b"\n", at)
+            recent.append(
+                (line_no, data[at : stop if stop != -1 else size].decode("utf-8", "replace"))
+            )
+        lazy.clear()
+    lines = line_no - first + data.count(b"\n", pos)
+    return lines + (0 if not data or data.endswith(b"\n") else 1)
+
+
+def _walk_sorted(
+    scan: _Scan, reader: LogReader, builder: TimelineBuilder, data: bytes, first: int
+) -> int:
+    """The general walk: every candidate line, by line start."""
     rfind = data.rfind
     # line start -> (kind, match): 0 any line, 1 a timer line, 2 a POST [GIN] line.
     starts: dict[int, tuple[int, re.Match[bytes] | None]] = {}
