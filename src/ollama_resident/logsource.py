@@ -12,7 +12,7 @@ for each why it was not used:
 
 Reading is bounded: a file is read from ``max_bytes`` before its end (seeking, never
 loading it whole), a command is asked for ``--since`` or its last lines, and everything
-arrives as ``(text, first_line_number, label)`` blocks of whole lines of about 4 MiB. A
+arrives as ``(text, first_line_number, label)`` blocks of whole lines of about 1 MiB. A
 line longer than :data:`MAX_LINE` is cut there; a stream that gives :data:`GIVE_UP` bytes
 without a newline (``/dev/zero`` piped in) is not a text log (:class:`LogUnreadable`); a
 device (``--server-log /dev/zero``) is refused when opened.
@@ -61,7 +61,7 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 """How much of a log is read by default: its last 256 MiB."""
-_CHUNK = 4 * 1024 * 1024
+_CHUNK = 1024 * 1024  # small enough to stay in cache for the scans that follow
 _COUNT_CHUNK = 16 * 1024 * 1024
 _LINE_GUESS = 250  # bytes per line, to turn a byte budget into `journalctl -n`/`--tail`
 MAX_LINE = 1024 * 1024

@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from ollama_resident.serverlog import (
@@ -298,6 +299,7 @@ def _ka_seconds(text: str) -> float | None:
         return None
 
 
+@lru_cache(maxsize=64)
 def _forever(text: str | None) -> bool:
     from ollama_resident.durations import DurationError, parse_go_duration
 
@@ -806,7 +808,10 @@ class TimelineBuilder:
 
     def finish(self, lines: int) -> Timeline:
         names = dict(self.names)
-        facts = [replace(f, name=f.name or names.get(f.digest or "")) for f in self.facts]
+        facts = [
+            f if (name := f.name or names.get(f.digest or "")) is f.name else replace(f, name=name)
+            for f in self.facts
+        ]
         tl = Timeline(
             facts=facts,
             lines=lines,

@@ -692,18 +692,21 @@ def listening(msg: str) -> tuple[str, str | None] | None:
 
 def _split_go(body: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    depth = 0
-    token_start = 0
     tokens: list[str] = []
-    for i, c in enumerate(body):
-        if c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth = max(0, depth - 1)
-        elif c == " " and depth == 0:
-            tokens.append(body[token_start:i])
-            token_start = i + 1
-    tokens.append(body[token_start:])
+    if "[" in body or "{" in body or "]" in body or "}" in body:
+        depth = 0
+        token_start = 0
+        for i, c in enumerate(body):
+            if c in "[{":
+                depth += 1
+            elif c in "]}":
+                depth = max(0, depth - 1)
+            elif c == " " and depth == 0:
+                tokens.append(body[token_start:i])
+                token_start = i + 1
+        tokens.append(body[token_start:])
+    else:
+        tokens = body.split(" ")
     last: str | None = None
     for token in tokens:
         if not token:
