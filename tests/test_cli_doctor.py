@@ -101,7 +101,8 @@ def test_the_fakes_own_log_drives_doctor_and_the_plan(
     assert "keeps at most 2 loaded" in failed["max-loaded"]["summary"]
     # apply --dry-run, without --max-loaded, predicts the eviction from the cap of 2.
     plan = cli("apply", "three", "--dry-run", "--server-log", str(log))
-    assert plan.exit_code == 0, plan
+    assert plan.exit_code == 1, plan  # as the real apply would: refused
+    assert 'apply would refuse profile "three"' in plan.stderr
     assert "limits: at most 2 models loaded (OLLAMA_MAX_LOADED_MODELS=2, from" in plan.stderr
     assert "make Ollama evict" in plan.stderr
     # A server with neither problem: doctor exits 0.
@@ -199,13 +200,13 @@ def test_apply_dry_run_predicts_the_eviction_from_the_servers_cap(
     server = make_ollama(max_loaded=2)
     log = server_log(tmp_path, server, OLLAMA_MAX_LOADED_MODELS="2")
     run = cli("apply", "three", "--dry-run", "--server-log", log)
-    assert run.exit_code == 0, run
+    assert run.exit_code == 1, run  # the real apply is refused: the dry run exits as it would
     assert (
         f"limits: at most 2 models loaded (OLLAMA_MAX_LOADED_MODELS=2, from the server log "
         f"({log} line 1, server config))" in run.stderr
     )
     assert "make Ollama evict" in run.stderr
-    assert "apply would refuse this plan" in run.stderr
+    assert 'error: apply would refuse profile "three": ' in run.stderr
     assert not server.requests_to("/api/generate")
 
 
@@ -289,8 +290,12 @@ def test_pin_refuses_up_front_when_the_cap_is_known(
 def test_pin_dry_run_prints_the_plan(cli: Cli, ollama: FakeOllama, tmp_path: Path) -> None:
     log = server_log(tmp_path, ollama, OLLAMA_MAX_LOADED_MODELS="2")
     run = cli("pin", "tiny", "tiny2", "tiny3", "--dry-run", "--server-log", log, "--json")
-    assert run.exit_code == 0, run
+    # The real run is refused (1): the dry run says it would be, with the same code.
+    assert run.exit_code == 1, run
+    assert "error: pin would refuse: these models cannot all stay loaded" in run.stderr
+    assert "hint: --force" in run.stderr
     doc = json.loads(run.stdout)
+    assert doc["refused"]
     assert [s["action"] for s in doc["plan"]["steps"]] == ["load", "load", "load"]
     assert doc["plan"]["max_loaded"] == 2
     assert [e["in_profile"] for e in doc["plan"]["evictions"]] == [True]
@@ -309,3 +314,23 @@ def test_guard_once_exits_1_on_a_conflict(cli: Cli, make_ollama: Callable[..., F
     assert run.exit_code == 1, run
     events = [json.loads(line) for line in run.stdout.splitlines()]
     assert any(e["event"] == "conflict" for e in events)
+
+
+@pytest.mark.parametrize("command", ["pin", "preload"])
+def test_dry_run_exits_as_the_refused_run_would(
+    cli: Cli, ollama: FakeOllama, tmp_path: Path, command: str
+) -> None:
+    log = server_log(tmp_path, ollama, OLLAMA_MAX_LOADED_MODELS="2")
+    real = cli(command, "tiny", "tiny2", "tiny3", "--server-log", log)
+    dry = cli(command, "tiny", "tiny2", "tiny3", "--server-log", log, "--dry-run")
+    assert (real.exit_code, dry.exit_code) == (1, 1), (real, dry)
+    assert f"error: {command} would refuse: " in dry.stderr
+    assert "load     tiny3:latest" in dry.stdout
+    assert not ollama.requests_to("/api/generate")
+    # --force: the dry run would go ahead, so it exits 0.
+    assert (
+        cli(
+            command, "tiny", "tiny2", "tiny3", "--server-log", log, "--dry-run", "--force"
+        ).exit_code
+        == 0
+    )

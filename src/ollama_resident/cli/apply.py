@@ -204,7 +204,8 @@ def apply(
     the exit code is 1.
 
     Exit codes: 0 done (or nothing to do); 1 a step failed, a model did not
-    stay, or the plan was refused; 2 bad profile or unknown name (nothing
+    stay, or the plan was refused (--dry-run too: it exits as the real run
+    would); 2 bad profile or unknown name (nothing
     sent); 3 Ollama unreachable.
 
     \b
@@ -329,9 +330,7 @@ def apply(
                 else None
             )
         show_plan(out, plan, where)
-        if refused and dry_run:
-            out.warn(f"apply would refuse this plan: {refused}; --force to go ahead")
-        if dry_run or plan.is_noop:
+        if (dry_run or plan.is_noop) and not refused:
             if json_output:
                 out.data(render.dumps(document(plan, where)))
             return
@@ -340,8 +339,10 @@ def apply(
 
             if json_output:
                 out.data(render.dumps(document(plan, where)))
+            # A dry run exits as the real run would (1), saying it would refuse.
+            verb = "apply would refuse" if dry_run else "not applying"
             raise ResidentError(
-                f'not applying profile "{profile.name}": {refused}',
+                f'{verb} profile "{profile.name}": {refused}',
                 hint="--force applies it anyway; `ollama-resident doctor --profile "
                 f"{profile.name}` shows the limits and how to raise them",
             )

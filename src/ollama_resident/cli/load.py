@@ -242,11 +242,12 @@ def _check_plan(
     requests: list[LoadRequest],
     command: str,
     options: PlanOptions,
-) -> tuple[Plan | None, PsSnapshot, float]:
+) -> tuple[Plan | None, PsSnapshot, float, str | None]:
     """The plan for these loads when it matters: always for --dry-run; otherwise only when
     something must load, to refuse up front what known limits say cannot stay (unless
-    --force). Returns the plan for --dry-run (the caller prints it and stops), and the
-    /api/ps read (and its seconds), for the loads to start from."""
+    --force). Returns the plan for --dry-run (the caller prints it and stops), the
+    /api/ps read (and its seconds), for the loads to start from, and for --dry-run the
+    refusal the real run would raise (None when it would go ahead)."""
     import time
 
     from ollama_resident.residency import resident_as_asked
@@ -261,7 +262,7 @@ def _check_plan(
     if not options.dry_run and all(resident_as_asked(r, snapshot) for r in requests):
         # Nothing will be sent: no limit can matter. A startup file's `pin` of a pinned
         # model ends here, without importing the planner.
-        return None, snapshot, took
+        return None, snapshot, took, None
 
     from ollama_resident.cli._limits import limits_for
     from ollama_resident.errors import ResidentError
@@ -275,7 +276,7 @@ def _check_plan(
     )
     plan = make_plan(asked, snapshot, max_loaded=None)
     if plan.is_noop and not options.dry_run:
-        return None, snapshot, took  # all resident as asked: no limit can matter, nothing read
+        return None, snapshot, took, None  # all resident as asked: nothing read
     cap, mem = limits_for(client, options.server_log, options.max_loaded, options.memory)
     installed = installed_from_tags(client.tags())
     plan = make_plan(
@@ -289,9 +290,9 @@ def _check_plan(
         memory_source=mem.source,
         asked_by=title,
     )
-    if options.dry_run:
-        return plan, snapshot, took
     blocking = None if options.force else plan.blocking_eviction(cap.known, mem.known)
+    if options.dry_run:
+        return plan, snapshot, took, None if blocking is None else blocking.brief()
     if blocking is not None:
         for e in plan.self_evictions:
             if e is not blocking:
@@ -302,7 +303,7 @@ def _check_plan(
             hint="--force loads them anyway; `ollama-resident doctor` shows the server's "
             "limits and how to raise them",
         )
-    return None, snapshot, took
+    return None, snapshot, took, None
 
 
 def _run_loads(
@@ -325,13 +326,23 @@ def _run_loads(
 
     out = Output(quiet=quiet, json=json_output)
     with _session(host, timeout, wait, out, profile_host) as client:
-        plan, snapshot, took = _check_plan(out, client, requests, command, options)
+        plan, snapshot, took, refused = _check_plan(out, client, requests, command, options)
         if plan is not None:
             from ollama_resident.cli.apply import show_plan
+            from ollama_resident.errors import ResidentError
 
             show_plan(out, plan, client.display_url, title=plan.profile)
             if json_output:
-                out.data(render.dumps({"dry_run": True, "plan": plan.to_json()}))
+                doc = {"dry_run": True, "refused": refused, "plan": plan.to_json()}
+                out.data(render.dumps(doc))
+            if refused is not None:
+                # A dry run exits as the real run would (1), saying it would refuse.
+                raise ResidentError(
+                    f"{command} would refuse: these models cannot all stay loaded: "
+                    f"{refused}, which this command asks for too",
+                    hint="--force loads them anyway; `ollama-resident doctor` shows the "
+                    "server's limits and how to raise them",
+                )
             return
         try:
             results = load_reported(
