@@ -237,3 +237,20 @@ def test_values_ollama_reads_as_written_stay_valid(value: str) -> None:
     from ollama_resident.host import check_host, parse_host
 
     assert check_host(value) == parse_host(value)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("doctor",), ("doctor", "--profile", "a"), ("profile", "list"), ("apply", "a")],
+)
+def test_a_syntax_error_is_the_same_error_in_doctor(
+    cli: Cli, tmp_path: Path, ollama: FakeOllama, command: tuple[str, ...]
+) -> None:
+    """The trial's case: `doctor --profiles bad.toml` said nothing, rc 0."""
+    path = tmp_path / "bad.toml"
+    path.write_text('[profiles.a]\nmodels = ["tiny"\n')
+    run = cli("--profiles", str(path), *command)
+    assert run.exit_code == 2, run
+    _one_line_error(run, str(path))
+    assert f"{path}:2: not valid TOML" in run.stderr.splitlines()[0], run
+    assert not ollama.requests, "nothing sent"

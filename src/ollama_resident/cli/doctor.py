@@ -139,7 +139,8 @@ def doctor(
     docs/doctor.md.
 
     Exit codes: 0 nothing failed (warnings allowed); 1 a check failed;
-    2 bad profile; 3 Ollama unreachable.
+    2 a bad profile, or a profiles file that does not parse (file and line,
+    with or without --profile); 3 Ollama unreachable.
 
     \b
     Examples:
@@ -164,9 +165,13 @@ def doctor(
         ServerUnreachable,
     )
     from ollama_resident.models import PsSnapshot, canonical_name
+    from ollama_resident.paths import profiles_path
     from ollama_resident.plan import installed_from_tags
 
-    chosen = profiles.resolve(profile, state(ctx).profiles) if profile else None
+    # The profiles file is read even without --profile: one that does not parse is the
+    # same configuration error (exit 2, file and line) as in `profile list`, `apply`, `guard`.
+    known = profiles.load(profiles_path(state(ctx).profiles))
+    chosen = known.get(profile) if profile else None
     out = Output(json=json_output)
     target = resolve_host(host, chosen.host if chosen else None)
     client = OllamaClient(target, timeout=ANSWER_TIMEOUT_S, connect_timeout=CONNECT_TIMEOUT_S)
