@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from conftest import Run, closed_port, generate_in_background, reaped, wait_busy, wait_until
 from fakeollama import FakeOllama
@@ -457,3 +458,41 @@ def test_own_actions_are_journaled(ollama: FakeOllama, cli: Callable[..., Run], 
     ]
     windowed = journal.read()[2]
     assert windowed.detail["keep_alive"] == "1h"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("unload", "tiny", "--all"),
+        ("unload", "tiny", "--except", "tiny2"),
+        ("unload", "--all", "--profile", "p"),
+        ("pin", "tiny", "--profile", "p"),
+        ("guard", "--once", "tiny", "--profile", "p"),
+        ("guard", "--once", "tiny", "--for", "0"),
+        ("guard", "--once", "tiny", "--for", "5x"),
+        ("service", "install", "--systemd", "--compose", "--profile", "p"),
+        ("profile", "add", "-bad", "tiny"),
+        ("profile", "add", "p", "tiny", "tiny"),
+    ],
+)
+def test_every_usage_error_has_a_hint(
+    ollama: FakeOllama, cli: Callable[..., Run], args: tuple[str, ...]
+) -> None:
+    """The trial's case: `unload tiny --all` had an error line and no hint."""
+    run = cli(*args)
+    assert run.exit_code == 2, run
+    lines = run.stderr.splitlines()
+    assert lines[0].startswith("error: "), run
+    assert any(ln.startswith("  hint: ") for ln in lines[1:]), run
+    assert not ollama.requests_to("/api/generate")
+
+
+def test_unload_names_and_all_hint_says_both_ways(
+    ollama: FakeOllama, cli: Callable[..., Run]
+) -> None:
+    run = cli("unload", "tiny", "--all")
+    assert "error: give model names or --all, not both" in run.stderr
+    assert (
+        "hint: `ollama-resident unload tiny` unloads just it; "
+        "`unload --all --except tiny` unloads all the others" in run.stderr
+    )

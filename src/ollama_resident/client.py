@@ -151,7 +151,8 @@ class OllamaClient:
             response = self._client().request(method, path, json=body, **kwargs)
         except httpx.InvalidURL as exc:  # host.check_host refuses these first
             raise UsageError(
-                f"the server address {self.display_url} is not a URL: {_reason(exc)}"
+                f"the server address {self.display_url} is not a URL: {_reason(exc)}",
+                hint="give it as host:port or http://host:port (OLLAMA_HOST or --host)",
             ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ServerUnreachable(self.display_url, _reason(exc)) from None

@@ -224,7 +224,10 @@ def apply(
         from ollama_resident.errors import UsageError
 
         if background:
-            raise UsageError("--background applies a profile on one host; give one --host")
+            raise UsageError(
+                "--background applies a profile on one host; give one --host",
+                hint=f"for example `ollama-resident apply {name} --background --host {host[0]}`",
+            )
         profiles.resolve(name, state(ctx).profiles)  # a bad file or name: exit 2, once
         on_each_host(
             hosts_of(host),
@@ -433,7 +436,11 @@ def _apply_in_background(
     profiles_option = state(ctx).profiles
     try:
         if conflicts:
-            raise UsageError("--background does not go with --dry-run, --wait or --json")
+            raise UsageError(
+                "--background does not go with --dry-run, --wait or --json",
+                hint=f"drop --background to see the plan or the result: "
+                f"`ollama-resident apply {name} --dry-run`",
+            )
         profiles.resolve(name, profiles_option)
     except ResidentError as exc:
         startup.record_failure(name, int(exc.exit_code), [f"error: {exc.message}"])

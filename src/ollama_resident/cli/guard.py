@@ -176,7 +176,10 @@ def _plans(
 
     names = [m for m in (models or []) if m.strip()]
     if profile_names and names:
-        raise UsageError("give models or --profile, not both")
+        raise UsageError(
+            "give models or --profile, not both",
+            hint="`ollama-resident profile add NAME MODEL` puts a model in a profile",
+        )
     if not profile_names and not names:
         raise UsageError(
             "guard: name the models to keep loaded, or --profile NAME",
@@ -186,7 +189,10 @@ def _plans(
     groups: list[tuple[str, list[Host], list[LoadRequest]]] = []
     if profile_names:
         if for_:
-            raise UsageError("--for goes with model names; a profile sets its own keep-alives")
+            raise UsageError(
+                "--for goes with model names; a profile sets its own keep-alives",
+                hint="change the profile's keep_alive with `ollama-resident profile edit`",
+            )
         for name in dict.fromkeys(profile_names):
             chosen = profiles.resolve(name, state(ctx).profiles)
             if not chosen.models:
@@ -199,9 +205,14 @@ def _plans(
             try:
                 keep = parse_keep_alive(for_)
             except ValueError as exc:
-                raise UsageError(f"--for: {exc}") from None
+                raise UsageError(
+                    f"--for: {exc}", hint="a Go duration such as 30m or 2h, or omit --for"
+                ) from None
             if keep.kind == "unload":
-                raise UsageError("--for 0 would unload the models; use `unload`")
+                raise UsageError(
+                    "--for 0 would unload the models",
+                    hint="`ollama-resident unload MODEL` unloads; --for takes a duration",
+                )
         targets = given or [resolve_host(None)]
         groups.append(("the command line", targets, [LoadRequest(m, keep) for m in names]))
     return group_by_host(

@@ -183,7 +183,10 @@ def _from_profile(
     from ollama_resident.errors import UsageError
 
     if models:
-        raise UsageError("give model names or --profile, not both")
+        raise UsageError(
+            "give model names or --profile, not both",
+            hint="`ollama-resident profile add NAME MODEL` puts a model in a profile",
+        )
     chosen = profiles.resolve(profile, state(ctx).profiles)
     if not chosen.models:
         # An empty profile is a valid file meaning "nothing to keep": the same answer
@@ -665,18 +668,32 @@ def unload(
     profile_host = None
     if profile:
         if all_models:
-            raise UsageError("give --profile or --all, not both")
+            raise UsageError(
+                "give --profile or --all, not both",
+                hint="`unload --all --except MODEL` keeps chosen models; "
+                "`unload --profile NAME` unloads a profile's",
+            )
         profile_requests, profile_host = _from_profile(ctx, profile, names, quiet=quiet)
         names = [r.model for r in profile_requests]
     if all_models and names:
-        raise UsageError("give model names or --all, not both")
+        raise UsageError(
+            "give model names or --all, not both",
+            hint=f"`ollama-resident unload {' '.join(names)}` unloads just "
+            + ("it" if len(names) == 1 else "them")
+            + "; `unload --all --except "
+            + " --except ".join(names)
+            + "` unloads all the others",
+        )
     if not all_models and not names:
         raise UsageError(
             "unload: name at least one model, or --all",
             hint="for example `ollama-resident unload llama3.2` or `unload --all --except bge-m3`",
         )
     if keep and not all_models:
-        raise UsageError("--except goes with --all")
+        raise UsageError(
+            "--except goes with --all",
+            hint="for example `ollama-resident unload --all --except " + (keep or [""])[0] + "`",
+        )
     on_hosts(
         host,
         json_output,

@@ -100,7 +100,7 @@ def _check_profile_name(name: str) -> None:
 
     problem = validate_profile_name(name)
     if problem is not None:
-        raise UsageError(problem)
+        raise UsageError(problem, hint="for example `coding` or `work-2`")
 
 
 def _check_model_names(names: list[str]) -> list[str]:
@@ -113,10 +113,10 @@ def _check_model_names(names: list[str]) -> list[str]:
     for name in names:
         problem = validate_model_name(name)
         if problem is not None:
-            raise UsageError(problem)
+            raise UsageError(problem, hint="`ollama list` shows the installed models' names")
         key = canonical_name(name)
         if key in seen:
-            raise UsageError(f'"{name}" is given twice')
+            raise UsageError(f'"{name}" is given twice', hint="give each model once")
         seen.add(key)
         cleaned.append(name.strip())
     return cleaned

@@ -81,7 +81,10 @@ def _kind(systemd: bool, launchd: bool, compose: bool, kubernetes: bool = False)
         if on
     ]
     if len(chosen) > 1:
-        raise UsageError("choose one of --systemd, --launchd, --compose, --kubernetes")
+        raise UsageError(
+            "choose one of --systemd, --launchd, --compose, --kubernetes",
+            hint="without any, it is launchd on macOS and systemd elsewhere",
+        )
     if chosen:
         return chosen[0]
     return Kind.launchd if sys.platform == "darwin" else Kind.systemd
@@ -99,11 +102,14 @@ def _build(  # type: ignore[no-untyped-def]
     option = state(ctx).profiles
     profile = list(dict.fromkeys(n for n in names if n.strip()))
     if not profile:
-        raise UsageError("name a profile with --profile NAME")
+        raise UsageError(
+            "name a profile with --profile NAME",
+            hint="`ollama-resident profile list` shows the profiles",
+        )
     # exit 2 for an unknown profile, listing known ones
     chosen = [profiles.resolve(name, option) for name in profile]
     if image is not None and kind is not Kind.kubernetes:
-        raise UsageError("--image goes with --kubernetes")
+        raise UsageError("--image goes with --kubernetes", hint="add --kubernetes, or drop --image")
     if kind is Kind.kubernetes:
         return _kubernetes(chosen, image)
     if kind is Kind.compose:
