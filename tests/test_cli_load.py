@@ -496,3 +496,26 @@ def test_unload_names_and_all_hint_says_both_ways(
         "hint: `ollama-resident unload tiny` unloads just it; "
         "`unload --all --except tiny` unloads all the others" in run.stderr
     )
+
+
+def test_preload_keep_alive_hint_does_not_offer_what_it_refuses(
+    ollama: FakeOllama, cli: Callable[..., Run]
+) -> None:
+    run = cli("preload", "tiny", "--keep-alive", "5x")
+    assert run.exit_code == 2, run
+    assert 'invalid keep-alive "5x"' in run.stderr
+    assert "0 to unload" not in run.stderr
+    assert cli("preload", "tiny", "--keep-alive", "0").exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["pin", "preload", "unload"])
+def test_one_close_match_rule_catches_swapped_letters(
+    ollama: FakeOllama, cli: Callable[..., Run], command: str
+) -> None:
+    """The trial's case: `pin tinyx` got suggestions, `preload tyni2` none."""
+    ollama.preload("tiny2")
+    run = cli(command, "tyni2")
+    assert run.exit_code == 2, run
+    assert 'hint: did you mean "tiny2:latest"' in run.stderr
+    assert cli(command, "tinyx").exit_code == 2
+    assert 'did you mean "tiny:latest"' in cli(command, "tinyx").stderr

@@ -735,3 +735,28 @@ def test_round_up_to_minute(seconds: float, rounded: int) -> None:
 def test_round_up_to_minute_rejects(seconds: float) -> None:
     with pytest.raises(ValueError):
         round_up_to_minute(seconds)
+
+
+def test_a_window_is_a_duration_not_a_keep_alive() -> None:
+    from ollama_resident.durations import DurationError, parse_window
+
+    assert parse_window("2h") == 7200
+    assert parse_window("90") == 90
+    with pytest.raises(DurationError) as exc:
+        parse_window("5x")
+    assert (
+        str(exc.value)
+        == 'invalid duration "5x": unknown unit "x" (use s, m or h, e.g. "30m" or "2h")'
+    )
+    for bad in ("0", "-1", "forever"):
+        with pytest.raises(DurationError):
+            parse_window(bad)
+
+
+def test_the_keep_alive_hint_offers_only_what_the_option_takes() -> None:
+    from ollama_resident.durations import DurationError
+
+    with pytest.raises(DurationError) as exc:
+        parse_keep_alive("5x", unload_ok=False)
+    assert "0 to unload" not in str(exc.value)
+    assert str(exc.value).endswith('"forever" or -1 to pin)')

@@ -359,3 +359,12 @@ def test_on_a_terminal_the_story_wraps_with_hanging_indents() -> None:
     assert " ".join(narrow.split()) == " ".join(wide.split())  # same words
     continued = [line for line in narrow.splitlines() if line.startswith(" " * 12)]
     assert continued  # items continue under their text, not under the clock
+
+
+def test_since_is_a_duration_with_its_own_wording(cli: Callable[..., Run]) -> None:
+    """The trial's case: `why --since 5x` spoke of a keep-alive and of "0 to unload"."""
+    run = cli("why", "--since", "5x", "--no-server-log")
+    assert run.exit_code == 2, run
+    assert 'error: --since: invalid duration "5x": unknown unit "x"' in run.stderr
+    assert "keep-alive" not in run.stderr and "unload" not in run.stderr
+    assert "hint: e.g. --since 30m or 2h" in run.stderr

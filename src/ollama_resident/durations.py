@@ -31,6 +31,7 @@ __all__ = [
     "parse_go_duration",
     "parse_keep_alive",
     "parse_timestamp",
+    "parse_window",
     "round_up_to_minute",
     "seconds_until",
 ]
@@ -71,6 +72,8 @@ _FOREVER_WORDS = frozenset({"forever", "inf", "infinite", "infinity", "never"})
 # Patterns are compiled on first use (re caches them): an import compiles nothing.
 _BARE_NUMBER = r"([+-]?)([0-9]*)(?:\.([0-9]*))?"
 _KEEP_ALIVE_HINT = '(use ns, us, ms, s, m or h, e.g. "24h"; "forever" or -1 to pin; 0 to unload)'
+# For an option that refuses 0 (`preload --keep-alive`, `pin --for`, `guard --for`).
+_KEEP_ALIVE_HINT_NO_UNLOAD = '(use ns, us, ms, s, m or h, e.g. "24h"; "forever" or -1 to pin)'
 _RFC3339 = (
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}:[0-9]{2})"
@@ -364,7 +367,28 @@ def _too_long_message(shown: str) -> str:
     )
 
 
-def parse_keep_alive(text: str) -> KeepAlive:
+def parse_window(text: str) -> float:
+    """Seconds of a look-back window such as ``--since 2h``: a Go duration ("30m",
+    "1h30m") or a bare number of seconds, positive. Not a keep-alive: no "forever",
+    no 0. Raises :class:`DurationError`, e.g. ``invalid duration "5x": unknown unit "x"
+    (use s, m or h, e.g. "30m" or "2h")``.
+    """
+    t = text.strip()
+    hint = '(use s, m or h, e.g. "30m" or "2h")'
+    if re.fullmatch(_BARE_NUMBER, t) and any(c.isdigit() for c in t):
+        seconds = float(t)
+    else:
+        try:
+            seconds = parse_go_duration(t) / _NS_PER_S
+        except _GoDurationError as exc:
+            reason = "too long" if exc.overflow else exc.reason
+            raise DurationError(f"invalid duration {_go_quote(t)}: {reason} {hint}") from None
+    if not seconds > 0:
+        raise DurationError(f"invalid duration {_go_quote(t)}: it must be positive {hint}")
+    return seconds
+
+
+def parse_keep_alive(text: str, *, unload_ok: bool = True) -> KeepAlive:
     """What a user types on the command line or in a profile.
 
     Surrounding whitespace is trimmed and words are case-insensitive.
@@ -377,14 +401,16 @@ def parse_keep_alive(text: str) -> KeepAlive:
     - otherwise a Go duration ("5m", "1h30m", "1.5h", "300ms"), units case-sensitive.
 
     Anything else raises :class:`DurationError` naming the input, quoting Go's reason
-    and saying what would work, e.g. ``invalid keep-alive "1d": unknown unit "d" (use ns,
+    and saying what would work (``unload_ok=False``, for an option that refuses 0: the
+    hint does not offer it), e.g. ``invalid keep-alive "1d": unknown unit "d" (use ns,
     us, ms, s, m or h, e.g. "24h"; "forever" or -1 to pin; 0 to unload)``.
     """
     t = text.strip()
+    hint = _KEEP_ALIVE_HINT if unload_ok else _KEEP_ALIVE_HINT_NO_UNLOAD
     if t.lower() in _FOREVER_WORDS:
         return KeepAlive.forever()
     if t == "":
-        raise DurationError(f'invalid keep-alive "": it is empty {_KEEP_ALIVE_HINT}')
+        raise DurationError(f'invalid keep-alive "": it is empty {hint}')
     m = re.fullmatch(_BARE_NUMBER, t)
     if m is not None and (m.group(2) or m.group(3)):
         sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
@@ -402,9 +428,7 @@ def parse_keep_alive(text: str) -> KeepAlive:
     except _GoDurationError as exc:
         if exc.overflow and not t.startswith("-"):
             raise DurationError(_too_long_message(t)) from None
-        raise DurationError(
-            f"invalid keep-alive {_go_quote(t)}: {exc.reason} {_KEEP_ALIVE_HINT}"
-        ) from None
+        raise DurationError(f"invalid keep-alive {_go_quote(t)}: {exc.reason} {hint}") from None
     return _from_ns(ns)
 
 

@@ -58,8 +58,35 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]
     by_key: dict[str, str] = {}
     for c in candidates:
         by_key.setdefault(key(c), c)
-    keys = difflib.get_close_matches(key(name), list(by_key), n=n, cutoff=0.75)
-    return [by_key[k] for k in keys]
+    wanted = key(name)
+    # Typing slips first (up to two swapped, missing, extra or wrong letters, one in a name
+    # under 5: "tyni2" for "tiny2", which difflib's ratio alone misses), then difflib's.
+    slips = [k for k in by_key if _edit_distance(wanted, k) <= (1 if len(wanted) < 5 else 2)]
+    alike = difflib.get_close_matches(wanted, list(by_key), n=n, cutoff=0.75)
+    keys = list(dict.fromkeys([*sorted(slips, key=lambda k: _edit_distance(wanted, k)), *alike]))
+    return [by_key[k] for k in keys[:n]]
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and
+    swaps of two neighbours each cost 1.
+
+    >>> _edit_distance("tyni2", "tiny2"), _edit_distance("lama3.2", "llama3.2")
+    (2, 1)
+    """
+    if abs(len(a) - len(b)) > 2:
+        return 3  # more than any rule here accepts
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[len(b)]
 
 
 def unknown_name_error(

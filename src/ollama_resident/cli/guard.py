@@ -203,7 +203,7 @@ def _plans(
         keep = KeepAlive.forever()
         if for_:
             try:
-                keep = parse_keep_alive(for_)
+                keep = parse_keep_alive(for_, unload_ok=False)
             except ValueError as exc:
                 raise UsageError(
                     f"--for: {exc}", hint="a Go duration such as 30m or 2h, or omit --for"

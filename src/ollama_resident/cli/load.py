@@ -36,7 +36,7 @@ def _keep_alive(value: str | None) -> str | None:
     from ollama_resident.durations import DurationError, parse_keep_alive
 
     try:
-        parsed = parse_keep_alive(value)
+        parsed = parse_keep_alive(value, unload_ok=False)
     except DurationError as exc:
         raise typer.BadParameter(str(exc)) from None
     if parsed.kind == "unload":

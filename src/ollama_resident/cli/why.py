@@ -103,7 +103,7 @@ def why(
     from ollama_resident import why as story
     from ollama_resident.cli._common import resolve_host
     from ollama_resident.cli._output import Output
-    from ollama_resident.durations import DurationError, parse_keep_alive
+    from ollama_resident.durations import DurationError, parse_window
     from ollama_resident.errors import UsageError
     from ollama_resident.journal import Journal
     from ollama_resident.models import canonical_name, names_match
@@ -118,11 +118,9 @@ def why(
     since_at: datetime | None = None
     if since is not None:
         try:
-            window = parse_keep_alive(since).seconds
+            window = parse_window(since)
         except DurationError as exc:
-            raise UsageError(f"--since {since}: {exc}", hint="e.g. --since 30m or 2h") from None
-        if window is None or window <= 0:
-            raise UsageError(f"--since {since}: give a positive duration", hint="e.g. 2h")
+            raise UsageError(f"--since: {exc}", hint="e.g. --since 30m or 2h") from None
         since_at = now - timedelta(seconds=window)
     elif model is None:
         since_at = now - timedelta(hours=2)
