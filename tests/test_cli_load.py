@@ -519,3 +519,13 @@ def test_one_close_match_rule_catches_swapped_letters(
     assert 'hint: did you mean "tiny2:latest"' in run.stderr
     assert cli(command, "tinyx").exit_code == 2
     assert 'did you mean "tiny:latest"' in cli(command, "tinyx").stderr
+
+
+def test_a_dry_run_without_a_profile_says_as_asked(
+    ollama: FakeOllama, cli: Callable[..., Run]
+) -> None:
+    ollama.preload("tiny3", -1)
+    run = cli("pin", "tiny3", "--dry-run")
+    assert run.exit_code == 0, run
+    assert "nothing to do: 1 model as asked" in run.stderr
+    assert "profile" not in run.stderr

@@ -248,3 +248,13 @@ def test_the_serve_process_its_port_its_unit_and_the_file_it_logs_to(tmp_path: P
     ka = got.facts.setting("OLLAMA_KEEP_ALIVE")
     assert ka is not None and ka.raw == "-1"
     assert ka.source == "the environment of process 4302 (`/usr/local/bin/ollama serve`)"
+
+
+def test_an_unknown_cap_says_why_inline_not_by_pointing_at_doctor() -> None:
+    """The trial's case: doctor's own output said "`ollama-resident doctor` says why"."""
+    limit = unknown("no server log found; no `ollama serve` process").max_loaded()
+    assert not limit.known
+    assert "ollama-resident doctor" not in limit.source
+    assert limit.source.endswith(
+        "the server's own setting was not found: no server log found; no `ollama serve` process"
+    )

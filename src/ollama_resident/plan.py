@@ -259,7 +259,9 @@ class Plan:
             counts[word] = counts.get(word, 0) + 1
         if self.is_noop:
             n = counts.get("ok", 0)
-            return f"nothing to do: {n} model{'s' if n != 1 else ''} as the profile asks"
+            # A command line's plan is titled with the command in backquotes, not a profile.
+            asker = "as asked" if self.profile.startswith("`") else "as the profile asks"
+            return f"nothing to do: {n} model{'s' if n != 1 else ''} {asker}"
         words = {
             "unload": "to unload",
             "load": "to load",

@@ -220,10 +220,14 @@ class ServerFacts:
         """The effective ``OLLAMA_MAX_LOADED_MODELS``: set, or 3 x GPUs (3 on CPU)."""
         s = self.setting("OLLAMA_MAX_LOADED_MODELS")
         if s is None:
+            if self.origin is None:
+                why = self.reason or "no server log, process or service found"
+            else:
+                why = f"{self.origin} does not list OLLAMA_MAX_LOADED_MODELS"
             return Limit(
                 MODELS_PER_GPU,
                 "assumed: Ollama's automatic value on CPU or one GPU; the server's own "
-                "setting was not found (`ollama-resident doctor` says why)",
+                f"setting was not found: {why}",
                 known=False,
                 label="assumed: Ollama's usual default",
             )
