@@ -529,3 +529,32 @@ def test_a_dry_run_without_a_profile_says_as_asked(
     assert run.exit_code == 0, run
     assert "nothing to do: 1 model as asked" in run.stderr
     assert "profile" not in run.stderr
+
+
+def test_unload_all_except_says_what_stayed(ollama: FakeOllama, cli: Callable[..., Run]):
+    """The trial's case: only the unloaded model was named, not the kept one."""
+    ollama.preload("tiny", -1)
+    ollama.preload("tiny-embed", -1)
+    run = cli("unload", "--all", "--except", "tiny")
+    assert run.exit_code == 0, run
+    assert "tiny-embed:latest unloaded" in run.stderr
+    assert "kept: tiny:latest" in run.stderr
+    assert list(_ps(ollama)) == ["tiny:latest"]
+
+
+def test_unload_except_a_model_not_loaded_says_so(ollama: FakeOllama, cli: Callable[..., Run]):
+    ollama.preload("tiny", -1)
+    run = cli("unload", "--all", "--except", "tiny3")
+    assert run.exit_code == 0, run
+    assert "tiny:latest unloaded" in run.stderr
+    assert "--except tiny3: not loaded, so nothing to keep" in run.stderr
+    assert "kept:" not in run.stderr
+
+
+def test_nothing_to_unload_names_what_was_kept(ollama: FakeOllama, cli: Callable[..., Run]):
+    ollama.preload("tiny", -1)
+    ollama.preload("tiny2", -1)
+    run = cli("unload", "--all", "--except", "tiny2", "--except", "tiny")
+    assert run.exit_code == 0, run
+    assert "Nothing to unload; kept: tiny2:latest, tiny:latest." in run.stderr
+    assert sorted(_ps(ollama)) == ["tiny2:latest", "tiny:latest"]

@@ -737,8 +737,17 @@ def _unload_on(
         snapshot = check_names(client, keep, client.ps(), role="--except")
         snapshot = check_names(client, names, snapshot)
         targets = select_unload_targets(snapshot, names, all_models=all_models, keep=keep)
+        # What --except kept (loaded, left alone) and what it named that is not loaded.
+        kept: list[str] = []
+        absent: list[str] = []
+        for k in dict.fromkeys(keep):
+            found = snapshot.find(k)
+            if found is None:
+                absent.append(k)
+            elif found.name not in kept:
+                kept.append(found.name)
         if not targets:
-            out.info("Nothing to unload.")
+            out.info("Nothing to unload" + (f"; kept: {', '.join(kept)}." if kept else "."))
             results: list[UnloadOutcome] = []
         else:
             results = unload_with_progress(
@@ -749,6 +758,10 @@ def _unload_on(
         out.data(render.dumps([render.unload_json(r) for r in results]))
     for r in results:
         report_unload(out, r)
+    if kept and results:
+        out.info(f"kept: {', '.join(kept)}")
+    for k in absent:
+        out.info(f"--except {k}: not loaded, so nothing to keep")
     if any(not r.ok for r in results):
         raise typer.Exit(1)
 
