@@ -18,7 +18,8 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from ollama_resident.logtimeline import LogFact, Request, Timeline, short_digest
-from ollama_resident.vocabulary import span
+from ollama_resident.vocabulary import ago as _ago
+from ollama_resident.vocabulary import clock as _clock
 from ollama_resident.vocabulary import took as took_text
 
 __all__ = [
@@ -123,21 +124,14 @@ class TotalStory:
     def headline_text(self, tz: tzinfo | None = None) -> str:
         # Notes in the timeline (a server start, a recording that stopped) are not
         # something that happened to the model.
+        from ollama_resident.why import headline
+
         own = [
             i
             for i in self.items
             if not i.note and i.event not in ("server_start", "recording_stopped")
         ]
-        if not own:
-            return f"{self.model}: nothing recorded"
-        latest = own[0]
-        gone = next((i for i in own if i.gone), None)
-        if latest.gone or gone is None:
-            return f"{self.model}: {latest.summary} ({_ago(latest.time, self.now)})"
-        return (
-            f"{self.model}: loaded (last seen {_clock(latest.time, tz, self.now)}). Last "
-            f"departure, {_ago(gone.time, self.now)}: {gone.summary}"
-        )
+        return headline(self.model, own, self.now, tz)
 
 
 # -- words for log facts -------------------------------------------------------------------
@@ -145,20 +139,6 @@ class TotalStory:
 
 def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
-
-
-def _clock(t: datetime, tz: tzinfo | None = None, now: datetime | None = None) -> str:
-    local = t.astimezone(tz)
-    if now is not None and now.astimezone(tz).date() != local.date():
-        return local.strftime("%Y-%m-%d %H:%M:%S")
-    return local.strftime("%H:%M:%S")
-
-
-def _ago(t: datetime, now: datetime) -> str:
-    seconds = (now - t).total_seconds()
-    if seconds < 1:
-        return "just now"
-    return f"{span(seconds)} ago"  # 8m 12s ago, as every span of time (vocabulary.py)
 
 
 def _by(req: Request | None, tz: tzinfo | None, now: datetime | None) -> str:

@@ -18,6 +18,8 @@ Durations come in two kinds, each with one form:
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
+
 from ollama_resident.durations import format_countdown
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "SIZE",
     "STATE_OVERDUE",
     "UNTIL",
+    "ago",
+    "clock",
     "plan_action",
     "short_processor",
     "span",
@@ -74,6 +78,35 @@ def span(seconds: float) -> str:
     ('<1s', '42s', '29m 56s', '1h 05m', '3d 04h')
     """
     return format_countdown(max(0.0, seconds))
+
+
+def ago(t: datetime, now: datetime) -> str:
+    """How long before ``now`` ``t`` was: ``just now``, ``8m 12s ago``, ``2d 03h ago``.
+
+    >>> from datetime import timedelta, timezone
+    >>> now = datetime(2026, 1, 5, 14, 0, tzinfo=timezone.utc)
+    >>> ago(now, now), ago(now - timedelta(seconds=492), now)
+    ('just now', '8m 12s ago')
+    """
+    seconds = (now - t).total_seconds()
+    if seconds < 1:
+        return "just now"
+    return f"{span(seconds)} ago"
+
+
+def clock(t: datetime, tz: tzinfo | None = None, now: datetime | None = None) -> str:
+    """``t`` as a local clock time (``tz``, else the machine's): ``14:03:07``, with the date
+    (``2026-01-05 14:03:07``) when it is not ``now``'s day.
+
+    >>> from datetime import timedelta, timezone
+    >>> t = datetime(2026, 1, 5, 14, 3, 7, tzinfo=timezone.utc)
+    >>> clock(t, timezone.utc), clock(t, timezone.utc, now=t + timedelta(days=1))
+    ('14:03:07', '2026-01-05 14:03:07')
+    """
+    local = t.astimezone(tz)
+    if now is not None and now.astimezone(tz).date() != local.date():
+        return local.strftime("%Y-%m-%d %H:%M:%S")
+    return local.strftime("%H:%M:%S")
 
 
 def time_left(seconds: float) -> str:

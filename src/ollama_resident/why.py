@@ -20,6 +20,8 @@ from typing import Any
 from ollama_resident.durations import parse_timestamp
 from ollama_resident.events import TOOL, Event, format_time
 from ollama_resident.models import canonical_name, names_match
+from ollama_resident.vocabulary import ago as _ago
+from ollama_resident.vocabulary import clock as _clock
 from ollama_resident.vocabulary import span
 
 __all__ = [
@@ -459,13 +461,6 @@ def _eviction_evidence(e: Event, interval: str) -> list[str]:
     return out
 
 
-def _clock(t: datetime, tz: tzinfo | None = None, now: datetime | None = None) -> str:
-    local = t.astimezone(tz)
-    if now is not None and now.astimezone(tz).date() != local.date():
-        return local.strftime("%Y-%m-%d %H:%M:%S")
-    return local.strftime("%H:%M:%S")
-
-
 def _span(start: datetime, end: datetime, tz: tzinfo | None) -> tuple[str, str]:
     """Two clock times that differ when shown: tenths of a second for short intervals."""
     a, b = _clock(start, tz), _clock(end, tz)
@@ -475,11 +470,22 @@ def _span(start: datetime, end: datetime, tz: tzinfo | None) -> tuple[str, str]:
     return a, b
 
 
-def _ago(t: datetime, now: datetime) -> str:
-    seconds = (now - t).total_seconds()
-    if seconds < 1:
-        return "just now"
-    return f"{span(seconds)} ago"  # 8m 12s ago, 1h 05m ago, 2d 03h ago (vocabulary.py)
+def headline(model: str, told: Sequence[Any], now: datetime, tz: tzinfo | None = None) -> str:
+    """The answer in one line: the latest departure and its reason, if there is one.
+
+    ``told``: what happened to the model, newest first, each with ``time``, ``summary``
+    and ``gone`` (a :class:`StoryItem`, a :class:`ollama_resident.logstory.Told`).
+    """
+    if not told:
+        return f"{model}: nothing recorded"
+    latest = told[0]
+    gone = next((i for i in told if i.gone), None)
+    if latest.gone or gone is None:
+        return f"{model}: {latest.summary} ({_ago(latest.time, now)})"
+    return (
+        f"{model}: loaded (last seen {_clock(latest.time, tz, now)}). Last "
+        f"departure, {_ago(gone.time, now)}: {gone.summary}"
+    )
 
 
 # -- the story -----------------------------------------------------------------------------
@@ -532,16 +538,7 @@ class Story:
         """The answer in one line: the latest departure and its reason, if there is one."""
         # A note in the timeline (recording stopped) is not something that happened to it.
         told = [i for i in self.items if i.event is not None or i.gone]
-        if not told:
-            return f"{self.model}: nothing recorded"
-        latest = told[0]
-        gone = next((i for i in told if i.gone), None)
-        if latest.gone or gone is None:
-            return f"{self.model}: {latest.summary} ({_ago(latest.time, self.now)})"
-        return (
-            f"{self.model}: loaded (last seen {_clock(latest.time, tz, self.now)}). Last "
-            f"departure, {_ago(gone.time, self.now)}: {gone.summary}"
-        )
+        return headline(self.model, told, self.now, tz)
 
 
 # A guard's own action and the change a poll then saw it make: one fact.

@@ -13,8 +13,10 @@ from ollama_resident.cli._complete import journal_models
 from ollama_resident.cli._options import HostOpt, JsonOpt
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ollama_resident.logsource import LogSource
-    from ollama_resident.logstory import LogInfo
+    from ollama_resident.logstory import LogInfo, TotalStory
     from ollama_resident.logtimeline import Timeline
 
 __all__ = ["register"]
@@ -140,6 +142,16 @@ def why(
 
     journal = Journal()
     events = journal.read()
+
+    def tell(name: str, matches: Callable[[Any], bool]) -> TotalStory:
+        """The journal's and the log's story of ``name`` (log facts chosen by ``matches``)."""
+        journaled = story.build_story(
+            name, events, now=now, journal=str(journal.path), host=target.display
+        )
+        return logstory.tell(
+            name, journaled, timeline, matches=matches, log=info, now=now, since=since_at
+        )
+
     if model is not None:
         blob = _as_blob(model)
         name = f"sha256-{blob[:12]}" if blob else canonical_name(model)
@@ -151,17 +163,7 @@ def why(
                 return True
             return model_digest is not None and f.digest == model_digest
 
-        result = logstory.tell(
-            name,
-            story.build_story(
-                name, events, now=now, journal=str(journal.path), host=target.display
-            ),
-            timeline,
-            matches=matches,
-            log=info,
-            now=now,
-            since=since_at,
-        )
+        result = tell(name, matches)
         if json_output:
             out.data(render.dumps(logstory.to_json(result)))
         else:
@@ -183,17 +185,7 @@ def why(
         def matches_one(f: Any, name: str = name) -> bool:
             return bool(f.model == name)
 
-        s = logstory.tell(
-            name,
-            story.build_story(
-                name, events, now=now, journal=str(journal.path), host=target.display
-            ),
-            timeline,
-            matches=matches_one,
-            log=info,
-            now=now,
-            since=since_at,
-        )
+        s = tell(name, matches_one)
         if s.items:
             stories.append(s)
     stories.sort(key=lambda s: s.items[0].time, reverse=True)
