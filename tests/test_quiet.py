@@ -106,8 +106,10 @@ def test_guard_once_quiet_shows_the_failed_restore_that_makes_it_exit_1(
     crowded.fail_load("tiny2", "llama runner process has terminated: out of memory")
     run = cli("guard", "tiny2", "--once", "--quiet", "--no-journal")
     assert run.exit_code == 1, run
-    [line] = run.stderr.splitlines()
-    assert line.startswith("error: ") and "out of memory" in line, run
+    # --once tries once: the line does not promise a retry that will not come.
+    assert run.stderr.splitlines() == [
+        "error: could not load it: llama runner process has terminated: out of memory"
+    ], run
     assert "restore_failed" in [json.loads(x)["event"] for x in run.stdout.splitlines()]
     # A guard that keeps running retries: there the same failure is a warning.
     from datetime import datetime, timezone
@@ -116,9 +118,19 @@ def test_guard_once_quiet_shows_the_failed_restore_that_makes_it_exit_1(
     from ollama_resident.events import Event
 
     now = datetime.now(timezone.utc)
-    failed = Event(time=now, host="h", event="restore_failed", model="tiny2:latest")
+    failed = Event(
+        time=now,
+        host="h",
+        event="restore_failed",
+        model="tiny2:latest",
+        detail={"error": "out of memory", "retry_in_s": 5},
+    )
     down = Event(time=now, host="h", event="server_down", model=None)
-    assert [level for level, _ in render.guard_lines([failed, down])] == ["failed", "warn"]
+    lines = render.guard_lines([failed, down])
+    assert [level for level, _ in lines] == ["failed", "warn"]
+    assert lines[0][1].endswith("tiny2:latest  could not load it: out of memory; retrying in 5s")
+    [(_level, once)] = render.guard_lines([failed], retrying=False)
+    assert once.endswith("tiny2:latest  could not load it: out of memory")
 
 
 @pytest.mark.parametrize(

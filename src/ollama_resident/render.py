@@ -343,8 +343,11 @@ def _retry(seconds: object) -> str:
     return v.span(float(seconds)) if isinstance(seconds, (int, float)) else "a while"
 
 
-def guard_event_text(e: Event, *, seen_before: bool = False) -> str:
+def guard_event_text(e: Event, *, seen_before: bool = False, retrying: bool = True) -> str:
     """Words for a guard action; other events as `why` words them.
+
+    ``retrying`` false (``guard --once``, which stops after one check): a failure does
+    not say when it is tried again, as it is not.
 
     ``restored``: ``loaded in 0.08s, pinned forever`` the first time, ``loaded
     again in 0.08s, pinned forever (Ollama evicted it for another model)`` after a
@@ -380,15 +383,12 @@ def guard_event_text(e: Event, *, seen_before: bool = False) -> str:
         return f"{what} ({cause})" if cause else what
     if e.event == "restore_failed":
         hint = f"; {d['hint']}" if d.get("hint") else ""
-        return (
-            f"could not load it: {d.get('error')}{hint}; retrying in {_retry(d.get('retry_in_s'))}"
-        )
+        then = f"; retrying in {_retry(d.get('retry_in_s'))}" if retrying else ""
+        return f"could not load it: {d.get('error')}{hint}{then}"
     if e.event == "conflict":
         others = ", ".join(d.get("by_models") or []) or "another guarded model"
-        return (
-            f"evicted to load guarded {others}: {d.get('advice')}; "
-            f"retrying in {_retry(d.get('retry_in_s'))}"
-        )
+        then = f"; retrying in {_retry(d.get('retry_in_s'))}" if retrying else ""
+        return f"evicted to load guarded {others}: {d.get('advice')}{then}"
     if e.event == "recovered":
         return "resident again after earlier failures"
     from ollama_resident.why import describe
@@ -396,7 +396,9 @@ def guard_event_text(e: Event, *, seen_before: bool = False) -> str:
     return describe(e)
 
 
-def guard_lines(events: Sequence[Event], seen: set[str] | None = None) -> list[tuple[str, str]]:
+def guard_lines(
+    events: Sequence[Event], seen: set[str] | None = None, *, retrying: bool = True
+) -> list[tuple[str, str]]:
     """A guard's round as people read it: ``(level, line)``, one line per action, in time order.
 
     Level is ``info``, ``warn`` (the server is down) or ``failed`` (a restore that
@@ -436,7 +438,7 @@ def guard_lines(events: Sequence[Event], seen: set[str] | None = None) -> list[t
         by_models = e.detail.get("by_models") or []
         if e.event == "unloaded" and e.reason == "evicted" and set(by_models) & acted:
             continue  # named in the line of the load that evicted it
-        text = guard_event_text(e, seen_before=e.model in seen)
+        text = guard_event_text(e, seen_before=e.model in seen, retrying=retrying)
         if e.model and e.event in ("restored", "loaded"):
             seen.add(e.model)
         level = (
@@ -452,9 +454,10 @@ def guard_lines(events: Sequence[Event], seen: set[str] | None = None) -> list[t
             text += (
                 f"; {names} {'is' if len(mine) == 1 else 'are'} guarded too, and they cannot "
                 f"all stay loaded: guard fewer models, raise OLLAMA_MAX_LOADED_MODELS (if memory "
-                f"allows) or give them a smaller num_ctx; retrying {names} in "
-                f"{_retry(mine[0].detail.get('retry_in_s'))}"
+                f"allows) or give them a smaller num_ctx"
             )
+            if retrying:
+                text += f"; retrying {names} in {_retry(mine[0].detail.get('retry_in_s'))}"
             level = "failed"
         when = e.time.astimezone().strftime("%H:%M:%S")
         lines.append((level, f"{when}  {e.model or e.host}  {text}"))

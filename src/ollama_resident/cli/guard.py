@@ -362,18 +362,19 @@ def _print(
     """
     if not events:
         return
+    from ollama_resident import render
+
     failure = out.error if fatal else out.warn
     if as_jsonl:
         out.jsonl(e.to_json() for e in events)
         for e in events:
             if e.event in _FAILURES:
-                failure(f"{e.host}  {e.model}  {_text(e)}" if with_host else _text(e))
+                text = render.guard_event_text(e, retrying=not fatal)
+                failure(f"{e.host}  {e.model}  {text}" if with_host else text)
         return
-    from ollama_resident import render
-
     # One guard's events at a time (each host's guard emits its own): its models' history.
     seen = _SEEN.setdefault(events[0].host, set())
-    for level, line in render.guard_lines(events, seen):
+    for level, line in render.guard_lines(events, seen, retrying=not fatal):
         if with_host:
             when, _sep, rest = line.partition("  ")
             line = f"{when}  {events[0].host}  {rest}"
@@ -387,12 +388,6 @@ def _print(
 
 # Per host, the models seen loaded in this run: "loaded" once, then "loaded again".
 _SEEN: dict[str, set[str]] = {}
-
-
-def _text(e: Event) -> str:
-    from ollama_resident import render
-
-    return render.guard_event_text(e)
 
 
 def register(app: typer.Typer) -> None:
