@@ -1118,11 +1118,15 @@ def from_load_outcome(
         "keep_alive_sent": getattr(outcome, "keep_alive_sent", None),
     }
     facts = {k: v for k, v in facts.items() if v is not None}
+    # Each event at its own time: an eviction (and a reload's unload) when the load was
+    # sent, the load when it was answered; ``time`` only where the outcome has none.
+    started = getattr(outcome, "started_at", None) or time
+    done = getattr(outcome, "done_at", None) or time
     out: list[Event] = []
     for victim in getattr(outcome, "evicted", ()) or ():
         out.append(
             Event(
-                time,
+                started,
                 host,
                 str(victim),
                 "unloaded",
@@ -1141,7 +1145,7 @@ def from_load_outcome(
     if status == "reloaded":
         out.append(
             Event(
-                time,
+                started,
                 host,
                 name,
                 "unloaded",
@@ -1149,9 +1153,9 @@ def from_load_outcome(
                 {**common, "changes_text": getattr(outcome, "reload_reason", None) or ""},
             )
         )
-        out.append(Event(time, host, name, "loaded", "reload", {**common, **facts}))
+        out.append(Event(done, host, name, "loaded", "reload", {**common, **facts}))
     elif status == "loaded":
-        out.append(Event(time, host, name, "loaded", None, {**common, **facts}))
+        out.append(Event(done, host, name, "loaded", None, {**common, **facts}))
     elif getattr(outcome, "keep_alive_sent", None) is not None:
         before = "forever" if previous == "forever" else (previous or "unknown")
         after = "forever" if pinned else (keep_alive or "unknown")
@@ -1164,7 +1168,7 @@ def from_load_outcome(
                 reason = "window_changed"
             out.append(
                 Event(
-                    time,
+                    done,
                     host,
                     name,
                     "keep_alive_changed",
@@ -1194,6 +1198,7 @@ def from_unload_outcome(
     common: dict[str, Any] = {"confidence": "certain", "by": TOOL, "action": action}
     if profile is not None:
         common["profile"] = profile
+    time = getattr(outcome, "at", None) or time  # the /api/ps read that showed it
     if status == "unloaded":
         seconds = getattr(outcome, "seconds", None)
         detail = {**common, **({"unload_seconds": seconds} if seconds is not None else {})}

@@ -226,7 +226,11 @@ class Guard:
             if reason != "adopt":
                 out.append(
                     self._event(
-                        target, action, reason, {k: v for k, v in detail.items() if v is not None}
+                        target,
+                        action,
+                        reason,
+                        {k: v for k, v in detail.items() if v is not None},
+                        at=outcome.done_at,  # when the load answered, not this pass's end
                     )
                 )
             victims = [v for v in outcome.evicted if canonical_name(v) in guarded]
@@ -240,7 +244,7 @@ class Guard:
                     victim_state.reported = problem
                     out.append(
                         ev.Event(
-                            now,
+                            outcome.started_at or now,
                             self.host,
                             victim,
                             "conflict",
@@ -265,10 +269,16 @@ class Guard:
         return delay
 
     def _event(
-        self, target: GuardTarget, kind: str, reason: str | None, detail: dict[str, Any]
+        self,
+        target: GuardTarget,
+        kind: str,
+        reason: str | None,
+        detail: dict[str, Any],
+        *,
+        at: datetime | None = None,
     ) -> ev.Event:
         return ev.Event(
-            datetime.now(timezone.utc),
+            at or datetime.now(timezone.utc),
             self.host,
             canonical_name(target.request.model),
             kind,

@@ -46,7 +46,8 @@ class LogInfo:
 
     ``kind`` is logsource's (``journal``, ``journal-user``, ``macos-app``, ``windows-app``,
     ``docker``, ``file``, ``stdin``); ``attempts`` are the places tried before it, each
-    ``(name, reason)``; ``partial`` when only the end of a longer log was read.
+    ``(name, reason)``; ``partial`` when only the end of a longer log was read;
+    ``names_by``: the server that answered the blob-to-name look-ups (None: none did).
     """
 
     kind: str | None
@@ -54,6 +55,7 @@ class LogInfo:
     attempts: tuple[tuple[str, str], ...] = ()
     partial: bool = False
     container: str | None = None
+    names_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -502,9 +504,16 @@ def tell(
     if timeline is not None and timeline.lines:
         log_level = "DEBUG" if timeline.has_debug else "INFO"
     has_log_items = any(i.sources and i.sources[-1].get("kind") == "server_log" for i in items)
+    log_span = (
+        (timeline.first_time, timeline.last_time)
+        if timeline and timeline.first_time and timeline.last_time
+        else None
+    )
     for note in journal_story.notes:
         if has_log_items and ("journal is empty" in note or "never saw" in note):
             continue
+        if "were not seen" in note and _log_covers(log_span, journal_items):
+            continue  # the server log shows what other clients and Ollama did
         notes.append(note)
     # ... and what the log could not.
     if timeline is not None and log is not None:
@@ -529,6 +538,19 @@ def tell(
     )
 
 
+def _log_covers(
+    span: tuple[datetime, datetime] | None, journal_items: Sequence[Told]
+) -> bool:
+    """Whether the server log's ``span`` covers the time of the journal's entries (a few
+    seconds' slack: the journal records an unload when an /api/ps read shows it, after
+    the log line)."""
+    if span is None or not journal_items:
+        return False
+    first = min(i.time for i in journal_items)
+    last = max(i.time for i in journal_items)
+    return span[0] <= first + timedelta(seconds=1) and span[1] >= last - timedelta(seconds=5)
+
+
 def _log_notes(
     model: str, tl: Timeline, log: LogInfo, mine: Sequence[LogFact], level: str | None
 ) -> list[str]:
@@ -539,7 +561,15 @@ def _log_notes(
     if not any(f.digest for f in mine):
         note = f"The server log names no load of {model}."
         unnamed = sorted({f.model for f in tl.facts if f.digest and not f.name and f.model})
-        if unnamed:
+        if unnamed and log.names_by:
+            blobs = ", ".join(unnamed)
+            note += (
+                f" At INFO it names models only by their blob, and the server at "
+                f"{log.names_by} does not have blob{'s' if len(unnamed) != 1 else ''} "
+                f"{blobs}: this log is probably from another server (give --host, or one "
+                "of those blobs as MODEL)."
+            )
+        elif unnamed:
             note += (
                 " At INFO it names models only by their blob, and the server did not answer "
                 "to map blobs to names; these were loaded: "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 from ollama_resident.client import LoadEndpoint, OllamaClient
@@ -111,6 +111,11 @@ class LoadOutcome(NamedTuple):
     note: str | None = None
     error: str | None = None
     hint: str | None = None
+    # Wall-clock (UTC) times of the events themselves, for the journal: the load request
+    # was sent at ``started_at`` (an eviction or a reload's unload happens after it, before
+    # the load: server/sched.go unloads first) and answered at ``done_at`` (loaded).
+    started_at: datetime | None = None
+    done_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -323,11 +328,13 @@ def _load_one(
     endpoint: LoadEndpoint = "embed" if info.embedding_only else "generate"
 
     start = clock()
+    started_at = datetime.now(timezone.utc)
     try:
         load_with_fallback(client, req.model, endpoint, keep_alive=req.keep_alive, num_ctx=num_ctx)
     except ResidentError as exc:
         return _failed(req, name, exc, seconds=clock() - start), before
     seconds = clock() - start
+    done_at = datetime.now(timezone.utc)
 
     after = _read_back(client, req, clock)
     model = after.find(req.model)
@@ -402,7 +409,7 @@ def _load_one(
         previous=previous,
         note=note,
     )
-    return outcome, after
+    return outcome._replace(started_at=started_at, done_at=done_at), after
 
 
 def load_with_fallback(
@@ -536,6 +543,8 @@ class UnloadOutcome(NamedTuple):
     note: str | None = None
     error: str | None = None
     hint: str | None = None
+    # When the /api/ps read that showed it gone (or still busy) was taken, UTC.
+    at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -622,7 +631,11 @@ def unload_models(
             model = snap.find(name)
             if model is None:
                 results[name] = UnloadOutcome(
-                    requested, name, "unloaded", seconds=round(clock() - sent_at, 3)
+                    requested,
+                    name,
+                    "unloaded",
+                    seconds=round(clock() - sent_at, 3),
+                    at=snap.taken_at,
                 )
                 del asked[name]
             elif name not in resent and _still_counting(model, snap.taken_at):
@@ -650,6 +663,7 @@ def unload_models(
                         "pending",
                         note="a request is still running on it; Ollama unloads it when "
                         "that request ends (it cannot be forced)",
+                        at=snap.taken_at,
                     )
                 else:
                     results[name] = UnloadOutcome(

@@ -3,6 +3,7 @@ server's own log."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -138,7 +139,9 @@ def why(
         info = _info(source, info)
     model_digest: str | None = None
     if timeline is not None and timeline.facts:
-        model_digest = _name_blobs(timeline, target, model)
+        model_digest, answered = _name_blobs(timeline, target, model)
+        if answered and info is not None:
+            info = dataclasses.replace(info, names_by=target.display)
 
     journal = Journal()
     events = journal.read()
@@ -276,9 +279,12 @@ def _info(source: LogSource, info: LogInfo | None) -> LogInfo:
     )
 
 
-def _name_blobs(timeline: Timeline, target: Any, model: str | None) -> str | None:
+def _name_blobs(
+    timeline: Timeline, target: Any, model: str | None
+) -> tuple[str | None, bool]:
     """Name the blobs of an INFO log through the server (``/api/show`` FROM lines), when it
-    answers; returns the blob digest of ``model`` if it is known."""
+    answers; returns the blob digest of ``model`` if it is known, and whether the server
+    answered the look-ups (so a blob it does not name is not its own)."""
     from ollama_resident.client import OllamaClient
     from ollama_resident.errors import ResidentError
     from ollama_resident.models import canonical_name
@@ -286,7 +292,8 @@ def _name_blobs(timeline: Timeline, target: Any, model: str | None) -> str | Non
 
     unnamed = timeline.digests() - set(timeline.names)
     if not unnamed and model is None:
-        return None
+        return None, False
+    answered = False
     digest_of_model: str | None = None
     if model is not None:
         for d, n in timeline.names.items():
@@ -300,7 +307,9 @@ def _name_blobs(timeline: Timeline, target: Any, model: str | None) -> str | Non
                 if digest_of_model:
                     found[digest_of_model] = canonical_name(model)
             if unnamed - set(found):
-                for tag in client.tags()[:_NAME_LOOKUPS]:
+                tags = client.tags()
+                complete = len(tags) <= _NAME_LOOKUPS  # else some blobs were not looked up
+                for tag in tags[:_NAME_LOOKUPS]:
                     tag_name = str(tag.get("name") or tag.get("model") or "")
                     if not tag_name:
                         continue
@@ -309,11 +318,18 @@ def _name_blobs(timeline: Timeline, target: Any, model: str | None) -> str | Non
                         found[blob] = canonical_name(tag_name)
                     if not unnamed - set(found):
                         break
+                answered = complete or not unnamed - set(found)
+            else:
+                answered = True
     except ResidentError:
         pass
+    return _named(timeline, found, digest_of_model), answered
+
+
+def _named(timeline: Timeline, found: dict[str, str], digest: str | None) -> str | None:
     if found:
         timeline.name_models(found)
-    return digest_of_model
+    return digest
 
 
 def register(app: typer.Typer) -> None:

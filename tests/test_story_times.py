@@ -1,0 +1,54 @@
+"""Journal entries carry each event's own time, and ``why`` tells one story with the
+server log (issue 9, "the story must be true"): a load that takes more than a second is
+journaled when it finished, its evictions when the load was sent, an unload when the
+/api/ps read that showed it gone was taken."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import Run
+from fakeollama import FakeOllama
+from ollama_resident.journal import Journal
+from ollama_resident.logtimeline import read_timeline
+from ollama_resident.paths import journal_path
+
+Cli = Callable[..., Run]
+
+
+def _log_facts(log: Path, model: str) -> list[tuple[str, str | None]]:
+    tl = read_timeline(lines=log.read_text(encoding="utf-8").splitlines())
+    return [(f.kind, f.cause) for f in tl.facts if f.model == model]
+
+
+def test_one_shot_commands_journal_each_event_at_its_own_time(
+    make_ollama: Callable[..., FakeOllama], cli: Cli, tmp_path: Path
+) -> None:
+    log = tmp_path / "server.log"
+    make_ollama(max_loaded=2, load_delay=1.5, log_path=str(log), log_debug=True)
+    assert cli("preload", "tiny", "tiny2").exit_code == 0
+    assert cli("preload", "tiny3").exit_code == 0  # the cap is 2: evicts one of them
+    journal = Journal(journal_path()).read()
+    [evicted] = [e for e in journal if e.event == "unloaded"]
+    victim = evicted.model
+    survivor = "tiny2:latest" if victim == "tiny:latest" else "tiny:latest"
+    assert cli("unload", survivor).exit_code == 0
+    journal = Journal(journal_path()).read()
+    by = {(e.model, e.event): e for e in journal if e.model}
+    loaded = by[("tiny3:latest", "loaded")]
+    assert evicted.reason == "evicted"
+    # The eviction happened when tiny3's load was sent, before the load finished: the
+    # journal no longer gives both the time the command ended.
+    assert evicted.time < loaded.time
+    tl = read_timeline(lines=log.read_text(encoding="utf-8").splitlines())
+    log_loaded = next(f for f in tl.facts if f.kind == "loaded" and f.name == "tiny3:latest")
+    log_evicted = next(
+        f for f in tl.facts if f.kind == "unloaded" and f.name == victim
+    )
+    # Against the server's own clock (the same machine): the eviction is journaled no
+    # later than the log shows it, the load no earlier than the log says it finished.
+    assert evicted.time <= log_evicted.time
+    assert loaded.time >= log_loaded.time
+    # And the load is journaled before the next command's unload.
+    assert loaded.time < by[(survivor, "unloaded")].time
