@@ -5,6 +5,7 @@ journaled when it finished, its evictions when the load was sent, an unload when
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,12 +44,53 @@ def test_one_shot_commands_journal_each_event_at_its_own_time(
     assert evicted.time < loaded.time
     tl = read_timeline(lines=log.read_text(encoding="utf-8").splitlines())
     log_loaded = next(f for f in tl.facts if f.kind == "loaded" and f.name == "tiny3:latest")
-    log_evicted = next(
-        f for f in tl.facts if f.kind == "unloaded" and f.name == victim
-    )
+    log_evicted = next(f for f in tl.facts if f.kind == "unloaded" and f.name == victim)
     # Against the server's own clock (the same machine): the eviction is journaled no
     # later than the log shows it, the load no earlier than the log says it finished.
     assert evicted.time <= log_evicted.time
     assert loaded.time >= log_loaded.time
     # And the load is journaled before the next command's unload.
     assert loaded.time < by[(survivor, "unloaded")].time
+
+
+def test_why_with_the_server_log_tells_each_event_once_in_order(
+    make_ollama: Callable[..., FakeOllama], cli: Cli, tmp_path: Path
+) -> None:
+    log = tmp_path / "server.log"
+    make_ollama(max_loaded=2, load_delay=1.5, log_path=str(log), log_debug=True)
+    for args in (
+        ("preload", "tiny", "llama3.2"),
+        ("pin", "tiny"),
+        ("pin", "tiny2"),  # the cap is 2: evicts llama3.2 (tiny is pinned, and newer)
+        ("pin", "tiny3"),
+        ("unload", "--all", "--except", "tiny3"),
+    ):
+        assert cli(*args).exit_code == 0, args
+    causes = {
+        "llama3.2": "unloaded: evicted to make room for tiny2:latest",
+        "tiny": "unloaded: stopped by POST /api/generate from 127.0.0.1",
+        "tiny2": "unloaded: evicted to make room for tiny3:latest",
+    }
+    for model, cause in causes.items():
+        run = cli("why", model, "--server-log", str(log))
+        assert run.exit_code == 0, run
+        items = [line for line in run.stdout.splitlines() if re.match(r"  \d\d:\d\d:\d\d  ", line)]
+        # One unload, told with the log's cause, journal and log line as its sources.
+        unloads = [line for line in items if "unloaded" in line]
+        assert len(unloads) == 1, run
+        assert cause in unloads[0] and "journal, log line" in unloads[0], run
+        # Newest first, in the true order.
+        times = [line.split()[0] for line in items]
+        assert times == sorted(times, reverse=True), run
+        # A journal entry sits under the log fact of its own kind.
+        blocks = run.stdout.split("\n  ")
+        for block in blocks:
+            head = block.split("\n")[0]
+            for seen in re.findall(r"the journal saw it at \S+: (\w+)", block):
+                assert seen.startswith("unloaded") == ("unloaded" in head), run
+        # The server log shows what other clients and Ollama did: nothing is said unseen.
+        assert "were not seen" not in run.stdout, run
+        assert "nothing was recording" not in run.stdout, run
+    # Without the log, what others did was indeed not seen: said so.
+    run = cli("why", "tiny", "--no-server-log")
+    assert "changes made by other clients or by Ollama itself were not seen" in run.stdout, run

@@ -368,3 +368,18 @@ def test_since_is_a_duration_with_its_own_wording(cli: Callable[..., Run]) -> No
     assert 'error: --since: invalid duration "5x": unknown unit "x"' in run.stderr
     assert "keep-alive" not in run.stderr and "unload" not in run.stderr
     assert "hint: e.g. --since 30m or 2h" in run.stderr
+
+
+def test_info_log_of_another_server_is_said_so(
+    make_ollama: Callable[..., FakeOllama], cli: Cli, tmp_path: Path
+) -> None:
+    server = make_ollama()  # it answers, and has none of the log's blobs
+    path = write(tmp_path, L.expiry(False))
+    run = cli("why", "tiny", "--server-log", str(path))
+    assert f"the server at {server.url} does not have blob sha256-" in run.stdout, run
+    assert "this log is probably from another server" in run.stdout
+    assert "did not answer" not in run.stdout
+    # The server gone: then it did not answer.
+    server.stop()
+    run = cli("why", "tiny", "--server-log", str(path))
+    assert "the server did not answer to map blobs to names" in run.stdout, run

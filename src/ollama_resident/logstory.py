@@ -394,6 +394,31 @@ def _same(log: Told, jt: Told) -> bool:
     return lo <= log.time <= jt.time + timedelta(seconds=_MATCH_BEFORE_S)
 
 
+def _across(log: Told, jt: Told, log_items: Sequence[Told]) -> bool:
+    """Whether another of the model's log facts lies strictly between ``log`` and ``jt``:
+    then the journal entry is not this fact's (it would tell one event under another)."""
+    lo, hi = sorted((log.time, jt.time))
+    return any(
+        m is not log and not m.note and m.event != "server_start" and lo < m.time < hi
+        for m in log_items
+    )
+
+
+def _log_tells_gap(gap: Told, log_items: Sequence[Told]) -> bool:
+    """Whether the log shows the model going away within a journal gap (``since`` to its
+    time): then the log's unload tells it, with its cause."""
+    since = gap.detail.get("since")
+    if not isinstance(since, str):
+        return False
+    from ollama_resident.durations import parse_timestamp
+
+    try:
+        start = parse_timestamp(since)
+    except ValueError:
+        return False
+    return any(li.event == "unloaded" and start <= li.time <= gap.time for li in log_items)
+
+
 def _merge(log: Told, jt: Told) -> Told:
     sources = (*jt.sources, *log.sources)
     log_debug = any(s.get("level") == "DEBUG" for s in log.sources)
@@ -477,20 +502,28 @@ def tell(
             log_items.append(_from_fact(f, names, tz, now, after))
         if since is not None:
             log_items = [i for i in log_items if i.time >= since]
-    # Merge the same change seen by both.
+    # Merge the same change seen by both: each journal entry with the log fact of its kind
+    # nearest in time (same cause first), never across another log fact of the model.
+    # A gap the journal could not explain is dropped where the log shows the unload.
+    journal_items = [
+        jt for jt in journal_items if not (jt.event == "gap" and _log_tells_gap(jt, log_items))
+    ]
+    pairs = sorted(
+        (abs((li.time - jt.time).total_seconds()), li.reason != jt.reason, a, k)
+        for a, li in enumerate(log_items)
+        for k, jt in enumerate(journal_items)
+        if _same(li, jt) and not _across(li, jt, log_items)
+    )
+    twin_of: dict[int, int] = {}
     used: set[int] = set()
-    merged: list[Told] = []
-    for li in log_items:
-        twin = None
-        for k, jt in enumerate(journal_items):
-            if k not in used and _same(li, jt):
-                twin = k
-                break
-        if twin is None:
-            merged.append(li)
-        else:
-            used.add(twin)
-            merged.append(_merge(li, journal_items[twin]))
+    for _dt, _other_cause, a, k in pairs:
+        if a not in twin_of and k not in used:
+            twin_of[a] = k
+            used.add(k)
+    merged: list[Told] = [
+        _merge(li, journal_items[twin_of[a]]) if a in twin_of else li
+        for a, li in enumerate(log_items)
+    ]
     # The journal's items come newest first; add them oldest first like the log's, so that
     # of two at one moment (a reload's end and the new runner) the later-recorded one
     # comes first once sorted newest first.
@@ -538,9 +571,7 @@ def tell(
     )
 
 
-def _log_covers(
-    span: tuple[datetime, datetime] | None, journal_items: Sequence[Told]
-) -> bool:
+def _log_covers(span: tuple[datetime, datetime] | None, journal_items: Sequence[Told]) -> bool:
     """Whether the server log's ``span`` covers the time of the journal's entries (a few
     seconds' slack: the journal records an unload when an /api/ps read shows it, after
     the log line)."""

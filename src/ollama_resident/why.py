@@ -499,6 +499,7 @@ class StoryItem:
     event: Event | None = None
     confidence: str | None = None
     kind: str = "gap"  # without an event: "gap" (gone unrecorded), "recording_stopped"
+    since: datetime | None = None  # a gap's start (recording stopped)
 
     @property
     def gone(self) -> bool:
@@ -515,7 +516,9 @@ class StoryItem:
             "confidence": self.confidence,
             "summary": self.summary,
             "evidence": list(self.evidence),
-            "detail": dict(self.event.detail) if self.event else {},
+            "detail": dict(self.event.detail)
+            if self.event
+            else ({"since": format_time(self.since)} if self.since else {}),
         }
 
 
@@ -860,6 +863,7 @@ def _gap_item(start: datetime, end: datetime, tz: tzinfo | None, now: datetime) 
         ),
         evidence=("it was loaded when recording stopped and gone when it started again",),
         confidence=None,
+        since=start,
     )
 
 

@@ -279,9 +279,7 @@ def _info(source: LogSource, info: LogInfo | None) -> LogInfo:
     )
 
 
-def _name_blobs(
-    timeline: Timeline, target: Any, model: str | None
-) -> tuple[str | None, bool]:
+def _name_blobs(timeline: Timeline, target: Any, model: str | None) -> tuple[str | None, bool]:
     """Name the blobs of an INFO log through the server (``/api/show`` FROM lines), when it
     answers; returns the blob digest of ``model`` if it is known, and whether the server
     answered the look-ups (so a blob it does not name is not its own)."""
