@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Run
+from conftest import Run, closed_port
 from fakeollama import FakeOllama
 from ollama_resident import profiles
 from ollama_resident.durations import KeepAlive
@@ -361,3 +361,45 @@ def test_edit_with_a_failing_editor(cli: Cli, monkeypatch: pytest.MonkeyPatch) -
     run = cli("profile", "edit")
     assert run.exit_code == 2
     assert "cannot run the editor '/nonexistent/editor'" in run.stderr
+
+
+def test_profile_add_refuses_a_name_that_matches_nothing(
+    cli: Callable[..., Run], ollama: FakeOllama, isolated_env: Path
+) -> None:
+    """The trial's case: `profile add work lama3.2` was accepted; apply failed half-way."""
+    run = cli("profile", "add", "work", "tyni2")
+    assert run.exit_code == 2, run
+    assert 'model "tyni2" matches no model installed or loaded' in run.stderr
+    assert 'did you mean "tiny2:latest"' in run.stderr
+    assert "--no-check adds it anyway" in run.stderr
+    assert "work" not in cli("profile", "list").stdout
+    # --no-check adds it; an installed name goes in as usual.
+    assert cli("profile", "add", "work", "tyni2", "--no-check").exit_code == 0
+    assert cli("profile", "add", "work", "tiny").exit_code == 0
+    assert [
+        m["name"] for m in json.loads(cli("profile", "show", "work", "--json").stdout)["models"]
+    ] == [
+        "tyni2",
+        "tiny",
+    ]
+
+
+def test_profile_add_with_a_dead_server_adds_with_a_warning(
+    cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{closed_port()}")
+    run = cli("profile", "add", "work", "lama3.2")
+    assert run.exit_code == 0, run
+    assert "warning: names not checked" in run.stderr
+    assert 'added lama3.2 to profile "work"' in run.stderr
+
+
+def test_apply_checks_every_name_before_sending_anything(
+    cli: Callable[..., Run], ollama: FakeOllama, isolated_env: Path
+) -> None:
+    (isolated_env / "profiles.toml").write_text('[profiles.work]\nmodels = ["tiny", "lama3.2"]\n')
+    ollama.clear_requests()
+    run = cli("apply", "work")
+    assert run.exit_code == 2, run
+    assert 'model "lama3.2" matches no model installed or loaded' in run.stderr
+    assert [r for r in ollama.requests if r.method == "POST"] == []

@@ -305,7 +305,11 @@ def apply(
     # --host wins over the profile's host, which wins over $OLLAMA_HOST.
     with _session(one_host, timeout, wait, out, profile.host) as client:
         where = client.display_url
-        snapshot = client.ps()
+        from ollama_resident.resolve import check_names
+
+        # Every name installed or loaded before anything is sent, as `pin` (exit 2 with
+        # the close matches): a typo must not fail the apply half-way.
+        snapshot = check_names(client, [m.name for m in profile.models], client.ps())
         installed = installed_from_tags(client.tags())
 
         def planned(cap: Limit, mem: Limit) -> Plan:

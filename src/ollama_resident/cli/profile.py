@@ -284,18 +284,32 @@ def profile_add(
     ],
     keep_alive: KeepAliveOpt = None,
     num_ctx: NumCtxOpt = None,
+    no_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-check",
+            help="Add the names without asking the server (a model not pulled yet).",
+        ),
+    ] = False,
+    host: HostOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Add models to a profile (creating the profile if needed).
 
     A model already in the profile keeps its entry; --keep-alive and --num-ctx,
-    when given, replace its settings.
+    when given, replace its settings. Each name is checked against what the
+    server (the profile's host, --host, $OLLAMA_HOST) has installed or loaded,
+    by the same rule as `pin`: a name that matches nothing is refused (exit 2,
+    with the close matches) and the file is left alone; --no-check adds it
+    anyway. When the server does not answer, the names are added with a
+    warning.
 
     \b
     Examples:
       ollama-resident profile add coding qwen2.5-coder:14b
       ollama-resident profile add coding nomic-embed-text --keep-alive 30m
       ollama-resident profile add coding llama3.2 --num-ctx 8192
+      ollama-resident profile add coding deepseek-r1:8b --no-check
     """
     from ollama_resident import profiles
     from ollama_resident.cli._output import Output
@@ -305,6 +319,9 @@ def profile_add(
     names = _check_model_names(models)
     ka = _parsed(keep_alive)
     out = Output(quiet=quiet)
+    if not no_check:
+        existing = profiles.load(_path(ctx)).profiles.get(name)
+        _check_installed(out, names, host, existing.host if existing else None)
     changes: list[tuple[str, str]] = []
     created = False
 
@@ -392,6 +409,30 @@ def profile_remove(
     else:
         listed = ", ".join(old.model_names) or "no models"
         out.success(f'removed profile "{name}" ({listed})')
+
+
+def _check_installed(
+    out: Output, names: list[str], host: str | None, profile_host: str | None
+) -> None:
+    """Every name installed or loaded on the server (``resolve.check_names``, as ``pin``);
+    UsageError (exit 2) with the close matches otherwise. A server that does not answer
+    (within a short wait) is warned about, and the names go in unchecked."""
+    from ollama_resident.cli._common import resolve_host
+    from ollama_resident.client import OllamaClient
+    from ollama_resident.errors import ServerUnreachable, UsageError
+    from ollama_resident.resolve import check_names
+
+    client = OllamaClient(resolve_host(host, profile_host), timeout=3.0, connect_timeout=1.0)
+    try:
+        with client:
+            check_names(client, names, client.ps())
+    except ServerUnreachable as exc:
+        out.warn(f"names not checked ({exc}); added as given")
+    except UsageError as exc:
+        raise UsageError(
+            exc.message.replace("; nothing was sent", "; the profile was not changed"),
+            hint=(exc.hint + "; " if exc.hint else "") + "--no-check adds it anyway, to pull later",
+        ) from None
 
 
 def _snapshot_models(
