@@ -390,3 +390,36 @@ def test_sizes_seen_in_the_journal_count_for_models_not_loaded() -> None:
     assert c.status == "fail"
     assert "tiny:latest 10 GB (loaded 2026-11-27T18:00+00:00, /api/ps in the journal)" in c.evidence
     assert any("does not fit in 24 GB" in e for e in c.evidence)  # and who would go
+
+
+def _evicted(model: str, by: str, hours_ago: float, profile: str = "three") -> Event:
+    return Event(
+        NOW - timedelta(hours=hours_ago),
+        "http://127.0.0.1:11434",
+        model,
+        "unloaded",
+        "evicted",
+        {"confidence": "likely", "by_models": [by], "action": "apply", "profile": profile},
+    )
+
+
+def test_memory_is_not_ok_when_the_profile_pushed_itself_out() -> None:
+    """The trial's case: `ok memory: ... 7.9 GB of 24 GB` right after `apply heavy` failed
+    with one of its models pushed out by another."""
+    facts = log_facts()
+    journal = [_evicted("tiny:latest", "tiny2:latest", 1)]
+    c = check(
+        run_checks(inp(facts=facts, profile=three(), installed=TAGS, journal=journal)), "memory"
+    )
+    assert c.status == "warn", c
+    assert "its models pushed each other out 1 time in the last 24 h" in c.summary
+    assert any(
+        "tiny:latest was pushed out by tiny2:latest (`apply three`)" in e for e in c.evidence
+    ), c.evidence
+    assert c.fix
+    # Older than a day, or by a model outside the profile: no evidence against memory.
+    old = [_evicted("tiny:latest", "tiny2:latest", 30), _evicted("tiny:latest", "big:latest", 1)]
+    quiet = check(
+        run_checks(inp(facts=facts, profile=three(), installed=TAGS, journal=old)), "memory"
+    )
+    assert quiet.status == "ok"

@@ -1191,3 +1191,26 @@ def test_standalone_command() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
+
+
+def test_standalone_writes_a_log_with_its_memory_budget(tmp_path: Path) -> None:
+    """The trial's case: `--memory-budget` never reached the log, and there was no --log."""
+    script = Path(__file__).with_name("fakeollama")
+    log = tmp_path / "ollama.log"
+    help_text = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--log FILE" in help_text and "--debug-log" in help_text
+    cmd = [sys.executable, str(script), "--port", "0", "--log", str(log), "--debug-log"]
+    cmd += ["--memory-budget", str(8 * 1024**3), "--preload", "tiny:-1"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert "listening on" in proc.stdout.readline()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    text = log.read_text()
+    assert 'msg="inference compute"' in text and 'total="8.0 GiB"' in text
+    assert re.search(r'msg="system memory" total="8\.0 GiB" free="8\.0 GiB"', text), text
+    assert "level=DEBUG" in text

@@ -68,3 +68,17 @@ def test_every_command_has_help_and_is_documented() -> None:
         assert command.help, f"{name} has no help text"
         assert f"`ollama-resident {name}" in reference, f"{name} missing from docs/cli.md"
         assert name in (ROOT / "README.md").read_text(), f"{name} missing from README.md"
+
+
+def test_every_command_and_group_teaches_by_example() -> None:
+    """The trial's case: `profile --help`, `service --help`, `journal --help` had none."""
+    from typer.main import get_command
+
+    from ollama_resident.cli import app
+
+    root = get_command(app)
+    ctx = typer.Context(root)
+    for name in root.list_commands(ctx):
+        command = root.get_command(ctx, name)
+        assert command is not None and command.help
+        assert "Examples:" in command.help, f"{name} --help has no examples"

@@ -483,6 +483,29 @@ def _profile_sizes(inp: DoctorInput) -> tuple[int, list[str], list[str]]:
     return total, parts, missing
 
 
+def _pushed_out_within(inp: DoctorInput) -> list[str]:
+    """Journal evidence, the last 24 h, that the profile's models do not fit together: one of
+    them evicted (``unloaded``/``evicted``, recorded by the loading command) by a load of
+    another. Newest last, one line each."""
+    if inp.profile is None:
+        return []
+    mine = {canonical_name(pm.name) for pm in inp.profile.models}
+    since = inp.now - timedelta(hours=24)
+    lines: list[str] = []
+    for e in inp.journal:
+        if e.reason != "evicted" or e.model is None or e.time < since:
+            continue
+        by = [str(b) for b in e.detail.get("by_models") or ()]
+        if canonical_name(e.model) in mine and any(canonical_name(b) in mine for b in by):
+            action, prof = e.detail.get("action"), e.detail.get("profile")
+            what = f" (`{action}{' ' + str(prof) if prof else ''}`)" if action else ""
+            lines.append(
+                f"journal {e.time.astimezone().strftime('%Y-%m-%d %H:%M')}: {e.model} was "
+                f"pushed out by {', '.join(by)}{what}"
+            )
+    return lines
+
+
 def _memory(inp: DoctorInput) -> Check | None:
     if inp.profile is None:
         mem = inp.facts.memory()
@@ -505,6 +528,20 @@ def _memory(inp: DoctorInput) -> Check | None:
             (*evidence, f"memory: {mem.source}"),
         )
     evidence.append(f"memory: {human_bytes(mem.value)}, {mem.source}")
+    pushed = _pushed_out_within(inp)
+    if total <= mem.value and pushed:
+        # The sizes say it fits, but Ollama pushed the profile's models out by each other
+        # (its own estimate counts the context's KV cache and graph, `server/sched.go`).
+        return Check(
+            "memory",
+            "warn",
+            f'profile "{inp.profile.name}" needs about {human_bytes(total)} of '
+            f"{human_bytes(mem.value)} by file sizes, but its models pushed each other out "
+            f"{len(pushed)} time{'s' if len(pushed) != 1 else ''} in the last 24 h",
+            (*evidence, *pushed[-3:]),
+            "Ollama's estimate (with the context's KV cache) is larger than these sizes: "
+            "a smaller num_ctx, smaller models, or fewer models in the profile",
+        )
     if total <= mem.value:
         return Check(
             "memory",

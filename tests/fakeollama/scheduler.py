@@ -352,7 +352,8 @@ class SchedulerMixin:
                 size_vram=0 if opts["num_gpu"] == 0 else min(m.size, free_vram),
             )
             if self._log is not None:
-                self._log.load_started(runner, first=not self._runners)
+                used = sum(r.size for r in self._runners.values())
+                self._log.load_started(runner, first=not self._runners, used=used)
             if self.list_loading:
                 self._runners[m.runner_key] = runner
             self._loading.append(m.short_name)

@@ -94,6 +94,15 @@ class FakeServerLog:
         self._pids = itertools.count(4100)
         self._pid: dict[int, int] = {}  # id(runner) -> pid
         self._ports = itertools.count(40000)
+        self._fake: Any = None  # set by started(): its memory_budget may change at any time
+
+    def _memory(self, used: int = 0) -> tuple[str, str]:
+        """(total, available) for `system memory` / `inference compute`: the fake's
+        ``memory_budget`` when set (less what is loaded), else a 24 GiB machine's."""
+        budget = getattr(self._fake, "memory_budget", None)
+        if budget is None:
+            return "23.5 GiB", "22.9 GiB"
+        return _size(budget), _size(max(0, budget - used))
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -141,6 +150,8 @@ class FakeServerLog:
     # -- the server -------------------------------------------------------------------------
 
     def started(self, fake: Any) -> None:
+        self._fake = fake
+        total, available = self._memory()
         level = "DEBUG" if self.debug else "INFO"
         ka = go_duration(fake.default_keep_alive_ns)
         host = f"http://{fake.host}:{fake.port}"
@@ -179,8 +190,8 @@ class FakeServerLog:
             driver="",
             pci_id="",
             type="",
-            total="23.5 GiB",
-            available="22.9 GiB",
+            total=total,
+            available=available,
         )
         self._slog(
             "INFO",
@@ -201,7 +212,9 @@ class FakeServerLog:
 
     # -- loads ------------------------------------------------------------------------------
 
-    def load_started(self, r: _Runner, first: bool) -> None:
+    def load_started(self, r: _Runner, first: bool, used: int = 0) -> None:
+        """``used``: bytes the other runners hold (what `system memory` no longer has free)."""
+        total, free = self._memory(used)
         blob = f"{_MODELS_DIR}/blobs/sha256-{blob_of(r.model)}"
         if first:
             self._slog("DEBUG", "sched.go:229", "loading first model", model=blob)
@@ -215,8 +228,8 @@ class FakeServerLog:
             "INFO",
             "sched.go:484",
             "system memory",
-            total="23.5 GiB",
-            free="22.9 GiB",
+            total=total,
+            free=free,
             free_swap="0 B",
         )
         self._slog("INFO", "device.go:272", "total memory", size=_size(r.size))

@@ -53,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list-loading", action="store_true", help="list models while loading")
     parser.add_argument("--no-ps", action="store_true", help="act as a server older than 0.1.38")
     parser.add_argument(
+        "--log",
+        metavar="FILE",
+        default=None,
+        help="append Ollama-shaped server log lines to FILE (for `why`/`doctor --server-log`)",
+    )
+    parser.add_argument(
+        "--debug-log", action="store_true", help="log at DEBUG, as OLLAMA_DEBUG=1 does"
+    )
+    parser.add_argument(
         "--preload",
         action="append",
         default=[],
@@ -76,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         latency=args.latency,
+        log_path=args.log,
+        log_debug=args.debug_log,
     )
 
     def on_term(signum: int, frame: Any) -> None:

@@ -55,7 +55,12 @@ profile_app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
-    help="Named sets of models (profiles.toml): list, show, save, add, remove, path, edit.",
+    help="Named sets of models (profiles.toml): list, show, save, add, remove, path, edit.\n\n"
+    "\b\nExamples:\n"
+    "  ollama-resident profile save coding\n"
+    "  ollama-resident profile add coding qwen2.5-coder:14b --keep-alive forever\n"
+    "  ollama-resident profile show coding\n"
+    "  ollama-resident apply coding",
 )
 
 ProfileArg = Annotated[

@@ -20,7 +20,11 @@ __all__ = ["register"]
 service_app = typer.Typer(
     name="service",
     help="Run `guard` for profiles as a service (systemd, launchd, docker compose) or as a "
-    "Kubernetes sidecar.",
+    "Kubernetes sidecar.\n\n"
+    "\b\nExamples:\n"
+    "  ollama-resident service print --profile coding\n"
+    "  ollama-resident service install --profile coding\n"
+    "  ollama-resident service print --profile coding --compose",
     no_args_is_help=True,
 )
 

@@ -385,7 +385,11 @@ journal_app = typer.Typer(
     name="journal",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="The residency journal: where it is, and what it holds.",
+    help="The residency journal: where it is, and what it holds.\n\n"
+    "\b\nExamples:\n"
+    "  ollama-resident journal path\n"
+    "  ollama-resident journal show\n"
+    "  ollama-resident why llama3.2",
 )
 
 
