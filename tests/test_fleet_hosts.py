@@ -54,11 +54,13 @@ def test_ps_of_three_hosts_one_down(cli, three):
         (c.url, "(unreachable)"),
     ]
     assert rows[0][2].endswith("Forever")
-    assert rows[2][2] == "connection refused"
-    # At 80 columns the table still fits, the countdowns and the error whole.
+    assert len(rows[2]) == 2  # why it is down: on its own line, not in a column
+    assert f"error: cannot reach Ollama at {c.url} (connection refused)" in run.stderr
+    # At 80 columns the table still fits, the countdowns whole, the error on one line.
     narrow = cli("ps", *_hosts(a, b, c), env={"COLUMNS": "80"})
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
-    assert "Forever" in narrow.stdout and "connection refused" in narrow.stdout
+    assert "Forever" in narrow.stdout
+    assert f"error: cannot reach Ollama at {c.url} (connection refused)\n" in narrow.stderr
 
 
 def test_ps_json_has_a_host_field_per_row(cli, three):

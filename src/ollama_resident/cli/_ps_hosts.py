@@ -39,7 +39,7 @@ LAYOUT = (
     Column(v.SIZE, align="right"),
     Column(v.PROCESSOR, short=v.short_processor),
     Column(v.CONTEXT, align="right"),
-    Column(v.UNTIL, wrap=True),  # a down host's reason is free text
+    Column(v.UNTIL),
 )
 
 
@@ -63,8 +63,10 @@ def rows(results: Sequence[HostResult[PsSnapshot]], now: datetime) -> list[tuple
     for r in results:
         host = r.host.display
         if r.value is None:
-            what, why = _problem(r)
-            out.append((host, what, "", "", "", "", why))
+            # Why it is down goes on its own line under the table (see ps_hosts): free
+            # text squeezed into the narrow UNTIL column would wrap mid-phrase.
+            what, _why = _problem(r)
+            out.append((host, what, "", "", "", "", ""))
         elif not r.value.models:
             out.append((host, NONE_LOADED, "", "", "", "", ""))
         else:
@@ -158,6 +160,9 @@ def ps_hosts(
             out.out_console().print(render.styled(fitted))
         else:
             out.data(fitted.plain())
+        for r in results:
+            if r.error is not None:
+                out.error(r.error.message)
     code = fleet.exit_code(results)
     if code:
         raise typer.Exit(int(code))
