@@ -283,3 +283,15 @@ def test_usage_errors_are_one_line_and_a_hint(
     first, second = run.stderr.splitlines()
     assert first.startswith(error), run
     assert second == f"  hint: see `{hint}`"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_guard_event_lines_wrap_under_their_text_as_watch(ollama: FakeOllama) -> None:
+    """The trial's case: guard's long event lines wrapped to column 0, watch's indented."""
+    ollama.preload("tiny-embed", "5m")
+    shown = strip_ansi(on_tty(ollama.url, "guard", "--once", "tiny-embed", env={"NO_COLOR": "1"}))
+    lines = shown.splitlines()
+    first = next(i for i, ln in enumerate(lines) if "tiny-embed:latest  already loaded" in ln)
+    assert re.match(r"\d\d:\d\d:\d\d  tiny-embed:latest  already loaded", lines[first]), shown
+    assert lines[first + 1].startswith(" " * 10) and lines[first + 1].strip(), shown
+    assert all(len(ln) <= 80 for ln in lines), shown

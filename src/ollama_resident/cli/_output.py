@@ -152,7 +152,9 @@ class Output:
 
     # -- messages ----------------------------------------------------------------------------
 
-    def _message(self, text: str, style: str, prefix: str = "") -> None:
+    def _message(self, text: str, style: str, prefix: str = "", hang: int = 0) -> None:
+        """``hang``: the first ``hang`` characters of ``text`` (an event line's clock) stand
+        alone, and the rest wraps under its own start on a terminal, as `watch`'s events."""
         from ollama_resident.textsafe import printable
 
         text = printable(text)  # one line, whatever the server put in it
@@ -161,7 +163,18 @@ class Output:
                 from rich.text import Text
 
                 line = Text(prefix, style=f"bold {style}") if prefix else Text()
-                line.append(text, style=style if not prefix else "")
+                body = style if not prefix else ""
+                if 0 < hang < len(text):
+                    from rich.table import Table
+
+                    grid = Table.grid()
+                    grid.add_column(no_wrap=True)
+                    grid.add_column()
+                    line.append(text[:hang], style=body)
+                    grid.add_row(line, Text(text[hang:], style=body))
+                    self.err_console().print(grid)
+                    return
+                line.append(text, style=body)
                 self.err_console().print(line)
             else:
                 sys.stderr.write(f"{prefix}{text}\n")
@@ -174,22 +187,22 @@ class Output:
         """Notes, successes, tables and progress are shown: neither --quiet nor --json."""
         return not (self.quiet or self.json)
 
-    def info(self, text: str) -> None:
+    def info(self, text: str, *, hang: int = 0) -> None:
         if self.chatty:
-            self._message(text, "")
+            self._message(text, "", hang=hang)
 
     def success(self, text: str) -> None:
         if self.chatty:
             self._message(text, "green")
 
-    def warn(self, text: str) -> None:
+    def warn(self, text: str, *, hang: int = 0) -> None:
         """Something is not as the user asked; left out with --quiet (errors only)."""
         if not self.quiet:
-            self._message(text, "yellow", "warning: ")
+            self._message(text, "yellow", "warning: ", hang=hang)
 
-    def error(self, text: str, hint: str | None = None) -> None:
+    def error(self, text: str, hint: str | None = None, *, hang: int = 0) -> None:
         """Always shown, --quiet or not."""
-        self._message(text, "red", "error: ")
+        self._message(text, "red", "error: ", hang=hang)
         if hint:
             self._message(hint, "dim", "  hint: ")
 

@@ -375,15 +375,17 @@ def _print(
     # One guard's events at a time (each host's guard emits its own): its models' history.
     seen = _SEEN.setdefault(events[0].host, set())
     for level, line in render.guard_lines(events, seen, retrying=not fatal):
+        when, _sep, rest = line.partition("  ")
         if with_host:
-            when, _sep, rest = line.partition("  ")
             line = f"{when}  {events[0].host}  {rest}"
+        # On a terminal a long line wraps under its text, not under the clock (as `watch`).
+        hang = len(when) + 2
         if level == "failed":
-            failure(line)
+            failure(line, hang=hang)
         elif level == "warn":
-            out.warn(line)
+            out.warn(line, hang=hang)
         else:
-            out.info(line)
+            out.info(line, hang=hang)
 
 
 # Per host, the models seen loaded in this run: "loaded" once, then "loaded again".
