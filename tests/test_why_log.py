@@ -383,3 +383,16 @@ def test_info_log_of_another_server_is_said_so(
     server.stop()
     run = cli("why", "tiny", "--server-log", str(path))
     assert "the server did not answer to map blobs to names" in run.stdout, run
+
+
+def test_why_of_a_name_never_seen_says_so_with_close_matches(
+    cli: Callable[..., Run], ollama: FakeOllama
+) -> None:
+    """The trial's case: `why nosuchmodel` said nothing about the name itself."""
+    assert cli("pin", "tiny2").exit_code == 0  # journaled: tiny2:latest is known
+    run = cli("why", "tyni2", "--no-server-log")
+    assert run.exit_code == 0, run
+    assert '"tyni2" is not in the journal; did you mean "tiny2:latest"?' in run.stderr
+    other = cli("why", "nosuchmodel", "--no-server-log")
+    assert '"nosuchmodel" is not in the journal' in other.stderr
+    assert "did you mean" not in other.stderr

@@ -171,6 +171,19 @@ def why(
             out.data(render.dumps(logstory.to_json(result)))
         else:
             out.data(logstory.render(result, width=out.width if out.rich_stdout else None))
+        if not result.items and blob is None:
+            # A typo reads like a model with no history: say so, with the names that are there.
+            from ollama_resident.resolve import close_matches
+
+            known = {canonical_name(e.model): None for e in events if e.model}
+            if timeline is not None:
+                known.update({canonical_name(f.model): None for f in timeline.facts if f.model})
+            where = "the journal or the server log" if timeline is not None else "the journal"
+            near = close_matches(model, known)
+            out.info(
+                f'"{model}" is not in {where}'
+                + ("; did you mean " + " or ".join(f'"{m}"' for m in near) + "?" if near else "")
+            )
         return
 
     assert since_at is not None
