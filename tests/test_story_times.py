@@ -6,14 +6,19 @@ journaled when it finished, its evictions when the load was sent, an unload when
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Run
+from conftest import Run, reaped, wait_until
 from fakeollama import FakeOllama
+from ollama_resident.client import OllamaClient
+from ollama_resident.host import parse_host
 from ollama_resident.journal import Journal
 from ollama_resident.logtimeline import read_timeline
 from ollama_resident.paths import journal_path
+from ollama_resident.watcher import Watcher
 
 Cli = Callable[..., Run]
 
@@ -94,3 +99,73 @@ def test_why_with_the_server_log_tells_each_event_once_in_order(
     # Without the log, what others did was indeed not seen: said so.
     run = cli("why", "tiny", "--no-server-log")
     assert "changes made by other clients or by Ollama itself were not seen" in run.stdout, run
+
+
+def test_watch_and_the_command_tell_one_eviction_with_the_commands_cause(
+    make_ollama: Callable[..., FakeOllama], cli: Cli
+) -> None:
+    server = make_ollama(max_loaded=2)
+    assert cli("preload", "tiny-embed", "tiny2").exit_code == 0
+    # A watch recording into the journal the commands write (settle 0: an unload with no
+    # visible cause is classified at once, as a guess).
+    client = OllamaClient(parse_host(server.url), timeout=60)
+    watcher = Watcher(client, 0.1, client.display_url, journal=Journal(journal_path()), settle_s=0)
+    try:
+        watcher.poll_once()
+        server.hold_loads("tiny3")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ollama_resident", "preload", "tiny3"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        with reaped(proc):
+            # tiny3's load made room (one of the two went) and has not finished: the
+            # watch sees a model gone with no newcomer and guesses.
+            wait_until(lambda: len(server.loaded()) < 2, what="room made for tiny3")
+            watcher.poll_once()
+            server.release_loads()
+            output, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0, output
+        watcher.poll_once()
+        watcher.stop()
+    finally:
+        client.close()
+    journal = Journal(journal_path()).read()
+    gone = [e.model for e in journal if e.event == "unloaded" and e.detail.get("action")]
+    assert len(gone) == 1, journal  # the command journaled its eviction
+    first = next(e for e in journal if e.event == "unloaded" and e.detail.get("action"))
+    victim = (first.model or "").split(":")[0]
+    # The watch saw it go too (a guess), but `journal show` has one unload line, naming
+    # the command's evictor.
+    raw = [e for e in journal if e.event == "unloaded" and e.model == first.model]
+    assert len(raw) == 2 and any("since" in e.detail for e in raw), raw
+    shown = cli("journal", "show").stdout.splitlines()
+    [line] = [ln for ln in shown if f"  {victim}:latest  " in ln and "unloaded" in ln]
+    assert "tiny3:latest" in line, shown
+    run = cli("why", victim, "--no-server-log")
+    unloads = [ln for ln in run.stdout.splitlines() if re.match(r"  \d\d:\d\d:\d\d  unloaded", ln)]
+    assert len(unloads) == 1 and "evicted to make room for tiny3:latest" in unloads[0], run
+
+
+def test_watch_does_not_journal_a_guess_for_an_unload_a_command_journaled(
+    make_ollama: Callable[..., FakeOllama], cli: Cli
+) -> None:
+    server = make_ollama(max_loaded=2)
+    assert cli("preload", "tiny-embed", "tiny2").exit_code == 0
+    client = OllamaClient(parse_host(server.url), timeout=60)
+    watcher = Watcher(client, 0.1, client.display_url, journal=Journal(journal_path()), settle_s=0)
+    try:
+        watcher.poll_once()
+        assert cli("preload", "tiny3").exit_code == 0  # journals its eviction before the poll
+        seen = watcher.poll_once()
+        watcher.stop()
+    finally:
+        client.close()
+    journal = Journal(journal_path()).read()
+    [command] = [e for e in journal if e.event == "unloaded"]
+    assert command.detail.get("action") == "preload" and command.detail["by_models"] == [
+        "tiny3:latest"
+    ]
+    # The watch saw it go (and says so on screen), but keeps no second line for it.
+    assert any(e.event == "unloaded" and e.model == command.model for e in seen)

@@ -129,7 +129,9 @@ class Watcher:
             theirs = [e for e in new if e.host == self.host and _key(e) not in written]
             for action in ev.own_actions_from(theirs):
                 self._own.append(action)
-            self._commands.extend(e for e in theirs if e.by_tool and e.model)
+            self._commands.extend(
+                e for e in theirs if e.model and (e.by_tool or (e.detail.get("seen_by") == ev.TOOL))
+            )
         while self._own and now - self._own[0].time > _OWN_ACTION_TTL:
             self._own.popleft()
         while self._commands and now - self._commands[0].time > _OWN_ACTION_TTL:
@@ -273,9 +275,20 @@ class Watcher:
         another process) has journaled already: same model, event, reason and command,
         recorded within one poll interval (plus slack) of it. Anything else is new.
         """
-        if not e.by_tool or e.model is None:
+        if e.model is None:
             return False
         window = max(self.interval, 1.0) + ev.OWN_SLACK_S
+        if e.event == "unloaded" and not e.by_tool:
+            # A poll's unload that a command has journaled already (a load's eviction,
+            # a stop): the command knows the cause; the poll's guess is not kept.
+            return any(
+                c.model == e.model
+                and c.event == "unloaded"
+                and abs((e.time - c.time).total_seconds()) <= window
+                for c in self._commands
+            )
+        if not e.by_tool:
+            return False
         return any(
             c.model == e.model
             and (c.event, c.reason) == (e.event, e.reason)

@@ -551,6 +551,16 @@ _OBSERVED_FACTS = ("expires_at", "previous_expires_at", "stopped_at", "changes",
 
 
 _GUARD_ACTIONS = ("restored", "reasserted", "restore_failed", "conflict", "recovered")
+# What a poll read of a model that a command's unload line does not carry.
+_SEEN_FACTS = (
+    "since",
+    "keep_alive",
+    "keep_alive_kind",
+    "size",
+    "size_vram",
+    "digest",
+    "context_length",
+)
 
 
 def _observed(e: Event) -> bool:
@@ -571,6 +581,8 @@ def _twins(a: Event, b: Event) -> bool:
     if (a.event, b.event) in _GUARD_TWINS or (b.event, a.event) in _GUARD_TWINS:
         other = b if a.event in ("restored", "reasserted") else a
         return other.by_tool and other.detail.get("action") == "guard"
+    if _command_and_poll_unload(a, b):
+        return True  # one unload: the command that caused it says why (any poll's guess)
     if (a.event, a.reason) != (b.event, b.reason):
         return False
     if not _observed(a) and not _observed(b):
@@ -582,7 +594,23 @@ def _twins(a: Event, b: Event) -> bool:
     )
 
 
-def _merge_duplicates(events: Sequence[Event]) -> list[Event]:
+def _command_and_poll_unload(a: Event, b: Event) -> bool:
+    """An unload a command journaled (``unload``; a load's eviction) and one a poll saw."""
+    if a.event != "unloaded" or b.event != "unloaded":
+        return False
+    return any(_by_command(x) and _observed(y) for x, y in ((a, b), (b, a)))
+
+
+def _by_command(e: Event) -> bool:
+    """Written by the command that acted (``preload``, ``pin``, ``apply``, ``unload``)."""
+    return (
+        not _observed(e)
+        and e.detail.get("action") is not None
+        and (e.by_tool or e.detail.get("seen_by") == TOOL)
+    )
+
+
+def merge_duplicates(events: Sequence[Event]) -> list[Event]:
     """The same fact recorded twice (a watch and the command that caused it): keep one.
 
     Same model, a few seconds apart, and :func:`_twins`; the surer one wins and takes the
@@ -593,13 +621,17 @@ def _merge_duplicates(events: Sequence[Event]) -> list[Event]:
     for e in events:
         twin = None
         if e.model is not None:
+            between = False  # another event of the model lies between: not one unload
             for i in range(len(kept) - 1, -1, -1):
                 k = kept[i]
                 if (e.time - k.time).total_seconds() > _DEDUPE_S:
                     break
-                if k.model == e.model and _twins(k, e):
+                if k.model != e.model:
+                    continue
+                if _twins(k, e) and not (between and _command_and_poll_unload(k, e)):
                     twin = i
                     break
+                between = True
         if twin is None:
             kept.append(e)
             continue
@@ -609,6 +641,18 @@ def _merge_duplicates(events: Sequence[Event]) -> list[Event]:
             detail = {**seen.detail, **guard.detail}
             kept[twin] = Event(
                 min(a.time, b.time), guard.host, guard.model, guard.event, guard.reason, detail
+            )
+            continue
+        if _command_and_poll_unload(a, b):
+            # The command knows the cause; the poll's facts (its window, the model's
+            # size) stay where the command has none; the poll's time (when it was seen).
+            command, seen = (a, b) if _by_command(a) else (b, a)
+            detail = {
+                **{k: v for k, v in seen.detail.items() if k in _SEEN_FACTS},
+                **command.detail,
+            }
+            kept[twin] = Event(
+                min(a.time, b.time), command.host, command.model, "unloaded", command.reason, detail
             )
             continue
         rank_a = _CONFIDENCE_RANK.get(a.confidence or "", 1)
@@ -665,7 +709,7 @@ def build_story(
         events = [e for e in events if e.host == host or not e.host]
     ordered = sorted(events, key=lambda e: e.time)
     covers = (ordered[0].time, ordered[-1].time) if ordered else None
-    mine = _merge_duplicates([e for e in ordered if e.model and names_match(e.model, name)])
+    mine = merge_duplicates([e for e in ordered if e.model and names_match(e.model, name)])
     hosts = {e.host for e in mine}
     sessions = [
         e

@@ -439,7 +439,9 @@ def journal_show(
 
     out = Output(json=json_output)
     journal = Journal()
-    events = journal.read(model=model)
+    # One event recorded twice (a watch's poll and the command that caused it) is shown
+    # once, as `why` tells it: the command's cause wins.
+    events = why.merge_duplicates(journal.read(model=model))
     if limit:
         events = events[-limit:]
     if json_output:
