@@ -71,6 +71,7 @@ GIVE_UP = 64 * 1024 * 1024
 COMMAND_TIMEOUT_S = 30.0
 """How long a log command (``journalctl``, ``docker logs``) may keep a read waiting before it
 is killed: generous, as a big journal takes seconds to seek."""
+_STALLED = "did not answer within"  # a log command killed by its timeout, in its Attempt
 RUN_TIMEOUT_S = 1.0
 """How long :func:`run` gives a short command (``systemctl show``, ``docker inspect``)."""
 
@@ -400,7 +401,7 @@ def _command_blocks(
     first = stream.read(_CHUNK)
     if stream.stalled and not first:
         stream.close()
-        return iter(()), f"did not answer within {timeout:g}s; stopped it"
+        return iter(()), f"{_STALLED} {timeout:g}s; stopped it"
     hints_only = len(first) < 8192 and all(
         not line.strip() or line.startswith((b"Hint:", b"-- ")) for line in first.splitlines()
     )
@@ -564,6 +565,8 @@ def discover(
             if src is not None:
                 src.attempts = attempts
                 return src, attempts
+            if attempt.reason and attempt.reason.startswith(_STALLED):
+                break  # journald itself is stuck: the user's journal would wait as long
     for kind, path in _app_logs():
         name = str(path)
         if not path.exists():
