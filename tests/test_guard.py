@@ -396,3 +396,22 @@ def test_guard_once_journals_its_restore(ollama: FakeOllama, cli: Callable[..., 
         "recording stopped while it was loaded; the journal has nothing after that",
         "loaded by ollama-resident guard (it was not loaded)",
     ]
+
+
+def test_guard_loads_carry_the_time_each_load_finished(
+    make_ollama: Callable[..., FakeOllama], tmp_path: Path
+):
+    """Two 1.5 s loads in one pass: each journaled when it finished, not at the pass's end
+    (the issue: guard's `loaded` at 19:52:11 for a load the log shows done at 19:52:10)."""
+    from ollama_resident.logtimeline import read_timeline
+
+    log = tmp_path / "server.log"
+    server = make_ollama(load_delay=1.5, log_path=str(log), log_debug=True)
+    guard, events = _guard(server, "tiny", "tiny2")
+    guard.check()
+    acted = {e.model: e for e in events if e.detail.get("source") == "guard"}
+    tl = read_timeline(lines=log.read_text(encoding="utf-8").splitlines())
+    loaded = {f.name: f.time for f in tl.facts if f.kind == "loaded"}
+    # tiny's load finished before tiny2's began: its entry is before tiny2's load in the log.
+    assert loaded["tiny:latest"] <= acted["tiny:latest"].time < loaded["tiny2:latest"]
+    assert acted["tiny2:latest"].time >= loaded["tiny2:latest"]
