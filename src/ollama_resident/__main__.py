@@ -13,7 +13,15 @@ import gc
 
 
 def main() -> None:
-    """Console-script entry point: import the CLI without the collector, then run it."""
+    """Console-script entry point: import the CLI without the collector, then run it.
+
+    Ctrl-C and SIGTERM are only noted from the first line on (``stopping.note_early``):
+    a signal during start-up is acted on once the command is known (watch and guard
+    stop with 0, other commands with 130), never by SIGTERM's default action (143).
+    """
+    from ollama_resident.stopping import note_early
+
+    note_early()
     gc.disable()
     try:
         from ollama_resident.cli import main as cli_main

@@ -84,12 +84,27 @@ class _Group(TyperGroup):
         return command
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        if _stderr_is_terminal():
-            _show_startup_failures()
-        previous = None
-        with contextlib.suppress(ValueError):  # not the main thread (some test runners)
-            previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        try:
+        from ollama_resident import stopping
+
+        # watch and guard stop quietly (exit 0) on Ctrl-C or SIGTERM, at any moment:
+        # their loop polls a flag the signal sets (see ollama_resident.stopping).
+        quiet_stop = _command_name(ctx) in _STOP_QUIETLY
+        previous: dict[int, Any] = {}
+        undo: list[Any] = []
+        try:  # the handlers are set inside: what they raise is handled below
+            if quiet_stop:
+                undo.append(stopping.install())
+            else:
+                with contextlib.suppress(ValueError):  # not the main thread (test runners)
+                    previous[signal.SIGTERM] = signal.getsignal(signal.SIGTERM)
+                    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+                    signal.signal(signal.SIGTERM, _on_sigterm)
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+            early = stopping.take_early()  # a signal during start-up, now acted on
+            if early is not None:
+                raise Terminated() if early == signal.SIGTERM else KeyboardInterrupt()
+            if _stderr_is_terminal():
+                _show_startup_failures()
             return super().invoke(ctx)
         except _ClickUsageError as exc:
             raise _usage_error(exc) from None
@@ -100,11 +115,10 @@ class _Group(TyperGroup):
 
             Output().error(exc.message, exc.hint)
             raise typer.Exit(int(exc.exit_code)) from None
-        except Terminated:
-            sys.stderr.write("terminated\n")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("interrupted\n")
+        except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM as Terminated
+            if quiet_stop:
+                raise typer.Exit(int(ExitCode.OK)) from None
+            sys.stderr.write("terminated\n" if isinstance(exc, Terminated) else "interrupted\n")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except (typer.Exit, typer.Abort):
             raise
@@ -118,6 +132,9 @@ class _Group(TyperGroup):
         except Exception as exc:
             if _debug_enabled(ctx) or type(exc).__module__.startswith("typer"):
                 raise
+            if quiet_stop and _interrupted(exc):
+                # A library's cleanup failed while a Ctrl-C unwound through it: still a stop.
+                raise typer.Exit(int(ExitCode.OK)) from None
             from ollama_resident.cli._output import Output
 
             Output().error(
@@ -127,8 +144,32 @@ class _Group(TyperGroup):
             )
             raise typer.Exit(int(ExitCode.FAILED)) from None
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for restore in undo:
+                restore()
+            for num, handler in previous.items():
+                signal.signal(num, handler if handler is not None else signal.SIG_DFL)
+
+
+_STOP_QUIETLY = frozenset({"watch", "guard"})
+
+
+def _command_name(ctx: typer.Context) -> str | None:
+    """The subcommand this invocation runs (click keeps it first in its protected args)."""
+    args = getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", None) or []
+    words = [*args, *ctx.args]
+    return str(words[0]) if words else None
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """``exc`` was raised while a KeyboardInterrupt (Ctrl-C, SIGTERM) was being handled."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__
+    return False
 
 
 def _stderr_is_terminal() -> bool:

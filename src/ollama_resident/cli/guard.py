@@ -259,6 +259,7 @@ def _guarding(g: Guard, interval: float) -> str:
 
 
 def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float) -> None:
+    from ollama_resident import stopping
     from ollama_resident.cli._output import stop_when_reader_leaves
 
     client, watcher = g.client, g.watcher
@@ -280,10 +281,10 @@ def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float)
             raise typer.Exit(1)
         return
     out.info(f"{_guarding(g, interval)} (Ctrl-C to stop)")
-    stop = threading.Event()
+    stop = stopping.current()  # set by Ctrl-C or SIGTERM
     stop_when_reader_leaves(stop)  # `guard --jsonl | head -1` ends when head does
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C and SIGTERM end it normally
-        g.run(stop)
+    with contextlib.suppress(KeyboardInterrupt), stopping.polling(stop):
+        g.run(stop)  # Ctrl-C and SIGTERM end it normally
 
 
 def _learn_aliases(g: Guard) -> None:
@@ -302,7 +303,7 @@ def _run_many(
     guards: list[Guard], out: Output, *, wait: float, once: bool, interval: float
 ) -> None:
     """Every guard in its own thread: a host down or slow holds up no other."""
-    from ollama_resident import fleet
+    from ollama_resident import fleet, stopping
     from ollama_resident.cli._output import stop_when_reader_leaves
     from ollama_resident.errors import ResidentError, ServerUnreachable
     from ollama_resident.residency import wait_ready
@@ -336,7 +337,7 @@ def _run_many(
     for g in guards:
         out.info(_guarding(g, interval))
     out.info("(Ctrl-C to stop)")
-    stop = threading.Event()
+    stop = stopping.current()  # set by Ctrl-C or SIGTERM
     stop_when_reader_leaves(stop)
 
     def run(g: Guard) -> None:
@@ -347,7 +348,8 @@ def _run_many(
             out.error(f"{g.client.display_url}: {exc.message}; no longer guarded", exc.hint)
 
     try:
-        fleet.run_together([functools.partial(run, g) for g in guards])
+        with stopping.polling(stop):
+            fleet.run_together([functools.partial(run, g) for g in guards])
     except KeyboardInterrupt:  # Ctrl-C and SIGTERM end it normally
         stop.set()
 

@@ -114,7 +114,7 @@ def watch(
       ollama-resident watch --host laptop --host gpu-box:11434 --metrics-port 9464
       journalctl -fu ollama -o cat | ollama-resident watch --server-log -
     """
-    from ollama_resident import paths
+    from ollama_resident import paths, stopping
     from ollama_resident.cli._common import resolve_host
     from ollama_resident.cli._metrics import metrics_board
     from ollama_resident.cli._output import Output, stop_when_reader_leaves
@@ -160,12 +160,15 @@ def watch(
             else:
                 where = ", ".join(c.display_url for c in clients)
                 out.info(f"watching {where} every {interval:g}s; {recording} (Ctrl-C to stop)")
-                stop = threading.Event()
+                stop = stopping.current()  # set by Ctrl-C or SIGTERM
                 stop_when_reader_leaves(stop)
                 try:
-                    _run_all(
-                        watchers, stop, lambda events: _print_jsonl(events, out, watchers, count)
-                    )
+                    with stopping.polling(stop):
+                        _run_all(
+                            watchers,
+                            stop,
+                            lambda events: _print_jsonl(events, out, watchers, count),
+                        )
                 finally:
                     stop.set()
     except KeyboardInterrupt:  # Ctrl-C and SIGTERM (Terminated) end a watch normally
@@ -281,6 +284,7 @@ def _run_live(
     from rich.console import Group
     from rich.live import Live
 
+    from ollama_resident import stopping
     from ollama_resident.cli._output import safe_renderable
 
     def on_events(events: list[Event]) -> None:
@@ -298,7 +302,9 @@ def _run_live(
         redirect_stdout=False,
         redirect_stderr=False,
     ):
-        _run_all(watchers, threading.Event(), on_events)
+        stop = stopping.current()  # set by Ctrl-C or SIGTERM
+        with stopping.polling(stop):
+            _run_all(watchers, stop, on_events)
 
 
 def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> RenderableType:
