@@ -209,6 +209,22 @@ def test_once_with_failure_exits_1(ollama: FakeOllama, cli: Callable[..., Run]):
     assert "ollama pull doesnotexist" in run.stderr
 
 
+@pytest.mark.parametrize("jsonl", [False, True])
+def test_once_with_a_conflict_promises_no_retry(
+    make_ollama: Callable[..., FakeOllama], cli: Callable[..., Run], jsonl: bool
+):
+    """`guard --once` retries nothing: neither its words nor its events say it will."""
+    make_ollama(max_loaded=1)
+    run = cli("guard", "tiny", "tiny2", "--once", "--no-journal", *(["--jsonl"] if jsonl else []))
+    assert run.exit_code == 1, run
+    assert "cannot all stay loaded" in run.stderr
+    assert "retrying" not in run.stderr + run.stdout
+    if jsonl:
+        events = [json.loads(line) for line in run.stdout.splitlines()]
+        [conflict] = [e for e in events if e["event"] == "conflict"]
+        assert "retry_in_s" not in conflict["detail"]
+
+
 def test_once_unreachable_exits_3(cli: Callable[..., Run]):
     run = cli("guard", "tiny", "--once", "--no-journal")
     assert run.exit_code == 3

@@ -68,6 +68,7 @@ class Guard:
     on_events: Callable[[list[ev.Event]], None] = lambda events: None
     monotonic: Callable[[], float] = time.monotonic
     backoff_max: float = BACKOFF_MAX_S
+    retries: bool = True  # False for `guard --once`: nothing is retried, so no retry_in_s
     _state: dict[str, _State] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -204,7 +205,9 @@ class Guard:
                 state.failures += 1
                 delay = self._backoff(state)
                 problem = outcome.error or "load failed"
-                detail: dict[str, Any] = {"error": problem, "retry_in_s": round(delay, 1)}
+                detail: dict[str, Any] = {"error": problem}
+                if self.retries:
+                    detail["retry_in_s"] = round(delay, 1)
                 if outcome.hint:
                     detail["hint"] = outcome.hint
                 if state.reported != problem:
@@ -251,7 +254,7 @@ class Guard:
                             "evicted_by_guarded",
                             {
                                 "by_models": [outcome.name],
-                                "retry_in_s": round(delay, 1),
+                                **({"retry_in_s": round(delay, 1)} if self.retries else {}),
                                 "advice": "these guarded models cannot all stay loaded: guard "
                                 "fewer models, raise OLLAMA_MAX_LOADED_MODELS (if memory allows), "
                                 "or give them a smaller num_ctx",

@@ -105,9 +105,7 @@ def install() -> Callable[[], None]:
     with contextlib.suppress(ValueError):  # not the main thread (some test runners)
         for name in _SIGNALS:
             num = getattr(signal, name)
-            previous[num] = signal.getsignal(num)
-        for num in previous:
-            signal.signal(num, on_signal)
+            previous[num] = signal.signal(num, on_signal)
 
     def undo() -> None:
         global _current

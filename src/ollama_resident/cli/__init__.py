@@ -96,10 +96,10 @@ class _Group(TyperGroup):
                 undo.append(stopping.install())
             else:
                 with contextlib.suppress(ValueError):  # not the main thread (test runners)
-                    previous[signal.SIGTERM] = signal.getsignal(signal.SIGTERM)
-                    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
-                    signal.signal(signal.SIGTERM, _on_sigterm)
-                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
+                    previous[signal.SIGINT] = signal.signal(
+                        signal.SIGINT, signal.default_int_handler
+                    )
             early = stopping.take_early()  # a signal during start-up, now acted on
             if early is not None:
                 raise Terminated() if early == signal.SIGTERM else KeyboardInterrupt()

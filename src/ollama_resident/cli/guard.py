@@ -144,7 +144,9 @@ def guard(
                     board.count(events)
                 _print(events, out, as_jsonl, with_host=several, fatal=once)
 
-        guards = [_build(h, requests, interval, no_journal, emit) for h, requests in plans]
+        guards = [
+            _build(h, requests, interval, no_journal, emit, once=once) for h, requests in plans
+        ]
         if board is not None:
             for g in guards:
                 board.add(g.watcher, {t.key: _keep_text(t) for t in g.targets})
@@ -233,6 +235,8 @@ def _build(
     interval: float,
     no_journal: bool,
     emit: Callable[[list[Event]], None],
+    *,
+    once: bool = False,
 ) -> Guard:
     from ollama_resident.client import OllamaClient
     from ollama_resident.guard import Guard, GuardTarget
@@ -248,6 +252,7 @@ def _build(
         watcher,
         interval=interval,
         on_events=emit,
+        retries=not once,  # --once retries nothing, so its events promise no retry
     )
 
 
