@@ -13,6 +13,10 @@ What gives way, in order, until the table fits:
    first, at 30 characters a line, and goes down to 16 here: wrapping loses nothing);
 5. the middle of long names (``nomic-emb…text:latest``), never below ``min_width``.
 
+Widths are display cells (:mod:`ollama_resident.cells`), not characters: a CJK or
+emoji character takes two, so ``qwen中文助手:7b`` lines up with ``llama3.2``, and a
+name is never cut inside a wide character.
+
 Headers are never cut, and columns without ``drop``, ``elide`` or ``wrap`` (a
 countdown, a size) are never touched: a table that still does not fit overflows.
 """
@@ -22,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from ollama_resident import cells
 
 __all__ = ["Column", "Fitted", "elide_middle", "fit"]
 
@@ -61,16 +67,16 @@ class Fitted:
         """
         out: list[list[tuple[str, int | None, int]]] = []
         all_rows = [[[self.columns[i].header] for i in self.keep], *self.rows]
-        for r, cells in enumerate(all_rows, start=-1):
-            height = max(len(c) for c in cells) if cells else 1
+        for r, row_cells in enumerate(all_rows, start=-1):
+            height = max(len(c) for c in row_cells) if row_cells else 1
             for k in range(height):
                 segs: list[tuple[str, int | None, int]] = []
                 for j, (i, width) in enumerate(zip(self.keep, self.widths, strict=True)):
-                    text = cells[j][k] if k < len(cells[j]) else ""
+                    text = row_cells[j][k] if k < len(row_cells[j]) else ""
                     if self.columns[i].align == "right":
-                        text = text.rjust(width)
+                        text = cells.rjust(text, width)
                     elif j < len(self.keep) - 1:
-                        text = text.ljust(width)
+                        text = cells.ljust(text, width)
                     if j:
                         segs.append((" " * self.gap, None, r))
                     segs.append((text, i, r))
@@ -88,26 +94,38 @@ class Fitted:
 
 
 def elide_middle(text: str, width: int) -> str:
-    """Keep the start and the end (the tag), drop the middle.
+    """Keep the start and the end (the tag), drop the middle: at most ``width`` cells,
+    and exactly ``width`` unless a wide character would have to be split.
 
     >>> elide_middle("nomic-embed-text:latest", 16)
     'nomic-em…:latest'
     >>> elide_middle("llama3.2", 16)
     'llama3.2'
+    >>> elide_middle("qwen中文助手:7b", 10), elide_middle("qwen中文助手:7b", 9)
+    ('qwen中…:7b', 'qwe…手:7b')
     """
-    if len(text) <= width:
+    if cells.width(text) <= width:
         return text
     if width <= 1:
         return ELLIPSIS[:width]
-    tail = (width - 1) // 2
-    head = width - 1 - tail
-    return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
+    room = width - 1
+    best = ""
+    # The end gets half; when a wide character makes that a cell short, the split nearest
+    # to half that fills the width exactly wins (all-wide text in an odd room cannot).
+    half = room // 2
+    shares = [half + d for n in range(room + 1) for d in ((n, -n) if n else (0,))]
+    for share in (s for s in shares if 0 <= s <= room):
+        tail = cells.cut_end(text, share)
+        head = cells.cut(text, room - cells.width(tail))
+        if cells.width(head) + cells.width(tail) > cells.width(best) - 1:
+            best = head + ELLIPSIS + tail
+        if cells.width(best) == width:
+            break
+    return best
 
 
 def _wrap(text: str, width: int) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
+    return cells.wrap(text, width)
 
 
 def fit(
@@ -118,24 +136,24 @@ def fit(
     gap: int = 3,
 ) -> Fitted:
     """Lay ``rows`` out in at most ``width`` characters (None: as wide as they need)."""
-    cells = [[str(c) for c in row] for row in rows]
+    table = [[str(c) for c in row] for row in rows]
     keep = list(range(len(columns)))
-    widths = {i: max([len(columns[i].header), *(len(r[i]) for r in cells)]) for i in keep}
+    widths = {i: max([_w(columns[i].header), *(_w(r[i]) for r in table)]) for i in keep}
 
     def over() -> int:
         return sum(widths[i] for i in keep) + gap * max(0, len(keep) - 1) - (width or 0)
 
     def done() -> Fitted:
-        return _finish(columns, cells, keep, [widths[i] for i in keep], gap)
+        return _finish(columns, table, keep, [widths[i] for i in keep], gap)
 
     def squeeze(kind: str, floor_of: Callable[[Column], int]) -> None:
         for i in keep:
             col = columns[i]
             if getattr(col, kind) and over() > 0:
-                floor = min(widths[i], max(len(col.header), floor_of(col)))
+                floor = min(widths[i], max(_w(col.header), floor_of(col)))
                 widths[i] = max(floor, widths[i] - over())
                 if kind == "elide":
-                    for r in cells:
+                    for r in table:
                         r[i] = elide_middle(r[i], widths[i])
 
     if width is None or over() <= 0:
@@ -154,9 +172,9 @@ def fit(
     for i in keep:
         shorten = columns[i].short
         if shorten is not None and over() > 0:
-            for r in cells:
+            for r in table:
                 r[i] = shorten(r[i])
-            widths[i] = max([len(columns[i].header), *(len(r[i]) for r in cells)])
+            widths[i] = max([_w(columns[i].header), *(_w(r[i]) for r in table)])
     # 3. a narrower gap
     if over() > 0:
         gap = min(gap, 2)
@@ -170,17 +188,20 @@ _COMFORTABLE = 30  # a wrapped reason keeps at least this many characters a line
 _NARROW = 16
 
 
+_w = cells.width
+
+
 def _finish(
     columns: Sequence[Column],
-    cells: list[list[str]],
+    table: list[list[str]],
     keep: list[int],
     widths: list[int],
     gap: int,
 ) -> Fitted:
     rows = []
-    for r in cells:
+    for r in table:
         row = []
         for i, w in zip(keep, widths, strict=True):
-            row.append(_wrap(r[i], w) if columns[i].wrap and len(r[i]) > w else [r[i]])
+            row.append(_wrap(r[i], w) if columns[i].wrap and _w(r[i]) > w else [r[i]])
         rows.append(row)
     return Fitted(keep=keep, widths=widths, gap=gap, rows=rows, columns=columns)
