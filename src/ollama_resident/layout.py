@@ -11,7 +11,8 @@ What gives way, in order, until the table fits:
 3. the gap between columns, from three spaces to two;
 4. a ``wrap`` column (a reason) wraps onto continuation lines (it starts wrapping
    first, at 30 characters a line, and goes down to 16 here: wrapping loses nothing);
-5. the middle of long names (``nomic-emb…text:latest``), never below ``min_width``.
+5. the middle of long names (``nomic-emb…text:latest``), never below ``min_width``;
+6. a ``wrap`` column once more, down to 8 cells a line, rather than overflow.
 
 Widths are display cells (:mod:`ollama_resident.cells`), not characters: a CJK or
 emoji character takes two, so ``qwen中文助手:7b`` lines up with ``llama3.2``, and a
@@ -181,11 +182,14 @@ def fit(
     # 4. free text down to a narrow measure (wrapping loses nothing), 5. long names' middles
     squeeze("wrap", lambda c: _NARROW)
     squeeze("elide", lambda c: c.min_width)
+    # 6. free text narrower still: a tall cell beats a line the terminal breaks at column 0
+    squeeze("wrap", lambda c: _NARROWEST)
     return done()
 
 
-_COMFORTABLE = 30  # a wrapped reason keeps at least this many characters a line at first
+_COMFORTABLE = 30  # a wrapped reason keeps at least this many cells a line at first
 _NARROW = 16
+_NARROWEST = 8
 
 
 _w = cells.width

@@ -869,10 +869,12 @@ def render_overview(
         )
     else:
         lines.append(f"Since {_clock(since, tz, now)}:")
-        width = max(len(s.model) for s in stories)
+        from ollama_resident import cells
+
+        column = max(cells.width(s.model) for s in stories)
         for s in stories:
             answer = s.headline_text(tz).split(": ", 1)[-1]
-            lines.append(f"  {s.model.ljust(width)}  {answer}")
+            lines.append(f"  {cells.ljust(s.model, column)}  {answer}")
         lines.append("")
         lines.append("`ollama-resident why MODEL` tells one model's story with the evidence.")
     if notes:

@@ -157,7 +157,7 @@ def ps_hosts(
     else:
         fitted = render.table(LAYOUT, rows(results, now), out.width)
         if out.rich_stdout:
-            out.out_console().print(render.styled(fitted))
+            out.out_console().print(render.styled(fitted), soft_wrap=True)
         else:
             out.data(fitted.plain())
         for r in results:

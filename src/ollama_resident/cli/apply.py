@@ -104,7 +104,7 @@ def show_plan(out: Output, plan: Plan, where: str, title: str | None = None) -> 
         if plan.steps:
             fitted = render.table(_plan_layout(), plan_rows(plan), out.width)
             if out.rich_stdout:
-                out.out_console().print(render.styled(fitted, _plan_style(plan)))
+                out.out_console().print(render.styled(fitted, _plan_style(plan)), soft_wrap=True)
             else:
                 out.data(fitted.plain())
     for eviction in plan.evictions:

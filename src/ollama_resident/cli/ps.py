@@ -77,7 +77,7 @@ def ps(
         out.info(f"No models {what}loaded on {client.display_url}.")
         return
     if out.rich_stdout:
-        out.out_console().print(render.ps_styled(snapshot, now, out.width))
+        out.out_console().print(render.ps_styled(snapshot, now, out.width), soft_wrap=True)
     else:
         out.data(render.ps_table(snapshot, now, out.width).plain())
 
