@@ -13,7 +13,7 @@ no control characters.
 
 from __future__ import annotations
 
-__all__ = ["cut", "cut_end", "ljust", "rjust", "width", "wrap"]
+__all__ = ["cut", "cut_end", "hang", "ljust", "rjust", "width", "wrap"]
 
 
 def _char(ch: str) -> int:
@@ -130,8 +130,8 @@ def wrap(text: str, cells: int, first: int | None = None) -> list[str]:
         if used + size <= limit:
             line, used = line + token, used + size
             continue
-        if line.strip() and size <= cells:
-            push()  # the word fits on a line of its own
+        if size <= cells and (line.strip() or not lines):
+            push()  # the word fits on a line of its own (the first may stay empty)
             line, used = token, size
             continue
         while used + size > limit:  # wider than a line: cut it
@@ -146,3 +146,30 @@ def wrap(text: str, cells: int, first: int | None = None) -> list[str]:
     if line.strip() or not lines:
         lines.append(line.rstrip(" "))
     return lines
+
+
+MIN_MEASURE = 20
+"""A continued line keeps at least this many cells of text (half the width on a terminal
+narrower than 40): a deep indent gives way first."""
+
+
+def hang(text: str, cells: int | None, first: str = "", rest: str | None = None) -> list[str]:
+    """``first + text`` in lines of at most ``cells`` cells, each continued line starting
+    with ``rest`` (default: spaces as wide as ``first``, so the text hangs under its own
+    start). ``cells`` None (a pipe, a file): one line, as it is.
+
+    >>> hang("cannot reach Ollama at http://127.0.0.1:11434", 30, "error: ")
+    ['error: cannot reach Ollama at', '       http://127.0.0.1:11434']
+    >>> hang("set OLLAMA_DEBUG=1 where the server is started", 34, "fix: ", "  ")
+    ['fix: set OLLAMA_DEBUG=1 where the', '  server is started']
+    >>> hang("a long line stays whole", None, "note: ")
+    ['note: a long line stays whole']
+    """
+    if cells is None or width(first) + width(text) <= cells:
+        return [first + text]
+    indent = " " * width(first) if rest is None else rest
+    measure = min(MIN_MEASURE, cells // 2)
+    if cells - width(indent) < measure:
+        indent = indent[: max(0, cells - measure)]
+    lines = wrap(text, cells - width(indent), first=cells - width(first))
+    return [first + lines[0], *(indent + line for line in lines[1:])]

@@ -741,19 +741,10 @@ def _sources_line(story: TotalStory, tz: tzinfo | None) -> list[str]:
 
 
 def _wrap(text: str, width: int | None, first: str = "", rest: str = "") -> list[str]:
-    """``text`` wrapped at ``width`` (None: not wrapped), with a hanging indent."""
-    if width is None or len(first) + len(text) <= width:
-        return [first + text]
-    import textwrap
+    """``text`` wrapped at ``width`` cells (None: not wrapped), with a hanging indent."""
+    from ollama_resident.cells import hang
 
-    return textwrap.wrap(
-        text,
-        width=max(width, len(rest) + 20),
-        initial_indent=first,
-        subsequent_indent=rest,
-        break_long_words=False,
-        break_on_hyphens=False,
-    ) or [first]
+    return hang(text, width, first, rest)
 
 
 def render(story: TotalStory, *, tz: tzinfo | None = None, width: int | None = None) -> str:
@@ -860,8 +851,12 @@ def render_overview(
     now: datetime | None = None,
     tz: tzinfo | None = None,
     notes: Sequence[str] = (),
+    width: int | None = None,
 ) -> str:
-    lines = []
+    """One line per model, then the notes and sources; at ``width`` cells a long line
+    wraps with a hanging indent (a model's answer under its own start), None: one line
+    each, for pipes."""
+    lines: list[str] = []
     now = stories[0].now if stories else (now or since)
     if not stories:
         lines.append(
@@ -874,17 +869,21 @@ def render_overview(
         column = max(cells.width(s.model) for s in stories)
         for s in stories:
             answer = s.headline_text(tz).split(": ", 1)[-1]
-            lines.append(f"  {cells.ljust(s.model, column)}  {answer}")
+            lines.extend(_wrap(answer, width, f"  {cells.ljust(s.model, column)}  "))
         lines.append("")
         lines.append("`ollama-resident why MODEL` tells one model's story with the evidence.")
     if notes:
         lines.append("")
-        lines.extend(notes)
+        for note in notes:
+            for part in note.split("\n"):  # a how-to keeps its own lines
+                indent = part[: len(part) - len(part.lstrip())]
+                lines.extend(_wrap(part, width, "", indent or "  "))
     if stories:
         src = _sources_line(stories[0], tz)
         if src:
             lines.append("")
-            lines.extend(src)
+            for line in src:
+                lines.extend(_wrap(line, width, "", "  "))
     return "\n".join(lines)
 
 

@@ -153,34 +153,44 @@ class Output:
     # -- messages ----------------------------------------------------------------------------
 
     def _message(self, text: str, style: str, prefix: str = "", hang: int = 0) -> None:
-        """``hang``: the first ``hang`` characters of ``text`` (an event line's clock) stand
-        alone, and the rest wraps under its own start on a terminal, as `watch`'s events."""
+        """One message on stderr: ``prefix`` (``error: ``) in bold, then ``text``.
+
+        On a terminal a line too long for it wraps with a hanging indent: under the
+        text after the prefix (``error: ``, ``  hint: ``), under the text after the
+        first ``hang`` characters (an event line's clock, as `watch`'s events), and two
+        spaces in for a message with neither. On a pipe or in a file: one line, as is.
+        """
         from ollama_resident.textsafe import printable
 
         text = printable(text)  # one line, whatever the server put in it
         try:
             if self.rich_stderr:
-                from rich.text import Text
-
-                line = Text(prefix, style=f"bold {style}") if prefix else Text()
-                body = style if not prefix else ""
-                if 0 < hang < len(text):
-                    from rich.table import Table
-
-                    grid = Table.grid()
-                    grid.add_column(no_wrap=True)
-                    grid.add_column()
-                    line.append(text[:hang], style=body)
-                    grid.add_row(line, Text(text[hang:], style=body))
-                    self.err_console().print(grid)
-                    return
-                line.append(text, style=body)
-                self.err_console().print(line)
+                self._wrapped(text, style, prefix, hang)
             else:
                 sys.stderr.write(f"{prefix}{text}\n")
                 sys.stderr.flush()
         except BrokenPipeError:
             _devnull(sys.stderr)  # nobody reads messages any more; carry on
+
+    def _wrapped(self, text: str, style: str, prefix: str, hang: int) -> None:
+        from rich.text import Text
+
+        from ollama_resident import cells
+
+        console = self.err_console()
+        body = style if not prefix else ""
+        lead = text[:hang] if 0 < hang < len(text) else ""
+        rest = text[len(lead) :]
+        first = cells.width(prefix + lead)
+        indent = first if first else 2
+        lines = cells.hang(rest, console.width, " " * first, " " * indent)
+        line = Text(prefix, style=f"bold {style}") if prefix else Text()
+        line.append(lead, style=body)
+        line.append(lines[0][first:], style=body)
+        for more in lines[1:]:
+            line.append("\n")
+            line.append(more, style=body)
+        console.print(line, soft_wrap=True)
 
     @property
     def chatty(self) -> bool:

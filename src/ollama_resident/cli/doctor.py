@@ -36,58 +36,55 @@ ServerLogOpt = Annotated[
 ]
 
 
-def _wrap(text: str, width: int, indent: str) -> list[str]:
-    import textwrap
+def check_lines(check: Check, width: int | None) -> tuple[str, list[str]]:
+    """The first line's text (without the status word) and the indented lines below it.
 
-    return textwrap.wrap(
-        text,
-        width=max(40, width),
-        initial_indent=indent,
-        subsequent_indent=indent + "  ",
-        break_on_hyphens=False,
-        break_long_words=False,
-    ) or [indent]
+    At ``width`` cells (None: a pipe, one line each), a long line wraps with a hanging
+    indent: evidence two cells in, a fix under its text after ``fix: ``. A command or
+    file line (indented in the fix) is never wrapped: copied, it must stay one line.
+    """
+    from ollama_resident.cells import hang
 
-
-def check_lines(check: Check, width: int) -> tuple[str, list[str]]:
-    """The first line's text (without the status word) and the indented lines below it."""
     head = f"{check.id}: {check.summary}"
     body: list[str] = []
     pad = " " * 6
     for line in check.evidence:
-        body.extend(_wrap(line, width, pad))
+        body.extend(hang(line, width, pad, pad + "  "))
     if check.fix:
+        under = pad + " " * len("fix: ")
         for n, line in enumerate(check.fix.splitlines()):
-            text = ("fix: " if n == 0 else "") + line
             if line.startswith("  "):
-                body.append(pad + "     " + line)  # a command or file line: never wrapped
+                body.append(under + line)  # a command or file line: never wrapped
             else:
-                body.extend(_wrap(text, width, pad if n == 0 else pad + "     "))
+                # the fix's first line hangs under its text; a later one (an "or, ...")
+                # starts there itself, so its own continuation is two cells further in
+                lead, rest = (pad + "fix: ", under) if n == 0 else (under, under + "  ")
+                body.extend(hang(line, width, lead, rest))
     return head, body
 
 
 def _render(out: Output, checks: list[Check], every: str | None) -> None:
-    import shutil
+    from ollama_resident.cells import hang
 
-    width = shutil.get_terminal_size((100, 24)).columns
     rich = out.rich_stdout
+    width = out.width if rich else None  # a pipe gets one line per line, for grep
     for check in checks:
         head, body = check_lines(check, width)
-        first = _wrap(head, width, "      ")
-        first[0] = first[0][6:]
+        first = hang(head, width, f"{_WORD[check.status]:<6}", " " * 8)
         if rich:
             from rich.text import Text
 
             head_line = Text()
             head_line.append(f"{_WORD[check.status]:<6}", style=_STYLE[check.status])
-            head_line.append(first[0])
+            head_line.append(first[0][6:])
+            for extra in first[1:]:
+                head_line.append("\n" + extra)
             out.out_console().print(head_line, soft_wrap=True)
-            for extra in first[1:] + body:
-                out.out_console().print(Text(extra, style="dim" if extra in body else ""))
+            for extra in body:
+                out.out_console().print(Text(extra, style="dim"), soft_wrap=True)
         else:
-            out.data(f"{_WORD[check.status]:<6}{first[0]}")
-            for extra in first[1:] + body:
-                out.data(extra)
+            for line in first + body:
+                out.data(line)
     if every:
         out.data("")
         out.data("How to give the server these settings (what runs it was not found):")
@@ -95,7 +92,7 @@ def _render(out: Output, checks: list[Check], every: str | None) -> None:
             if text.startswith("  "):
                 out.data("    " + text)  # a command or file line: never wrapped
             else:
-                for wrapped in _wrap(text, width, "  "):
+                for wrapped in hang(text, width, "  ", "    "):
                     out.data(wrapped)
 
 

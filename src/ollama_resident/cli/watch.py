@@ -20,6 +20,7 @@ from ollama_resident.cli._options import (
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.text import Text
 
     from ollama_resident.cli._output import Output
     from ollama_resident.events import Event
@@ -311,22 +312,28 @@ def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> Re
     from rich.console import Group
     from rich.text import Text
 
-    from ollama_resident import render, why
+    from ollama_resident import cells, render, why
 
     now = datetime.now(timezone.utc)
     parts: list[Any] = []
-    head = Text(f"Watching {watcher.host}", style="bold")
-    if watcher.version:
-        head.append(f" (Ollama {watcher.version})", style="")
-    head.append(f" every {watcher.interval:g}s; Ctrl-C to stop", style="dim")
-    parts.append(head)
-    parts.append(Text(recording[:1].upper() + recording[1:], style="dim"))
+    version = f" (Ollama {watcher.version})" if watcher.version else ""
+    every = f" every {watcher.interval:g}s; Ctrl-C to stop"
+    head_text = f"Watching {watcher.host}{version}{every}"
+    if width is None or cells.width(head_text) <= width:
+        head = Text(f"Watching {watcher.host}", style="bold")
+        head.append(version, style="")
+        head.append(every, style="dim")
+        parts.append(head)
+    else:
+        parts.append(_prose(head_text, "bold", width))
+    parts.append(_prose(recording[:1].upper() + recording[1:], "dim", width))
     snapshot = watcher.snapshot
     if not watcher.up:
         since = watcher.down_since
         when = f" since {_clock(since)}" if since else ""
         reason = f": {watcher.last_error}" if watcher.last_error else ""
-        parts.append(Text(f"Ollama is not answering{when}{reason}; still trying", "yellow"))
+        down = f"Ollama is not answering{when}{reason}; still trying"
+        parts.append(_prose(down, "yellow", width))
     elif snapshot is not None and not snapshot.models:
         parts.append(Text("No models loaded.", style="dim"))
     if snapshot is not None and snapshot.models:
@@ -336,17 +343,17 @@ def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> Re
             # Stale: what was loaded when the server last answered, with the
             # countdowns as they stood then, never ticking on as if still true.
             taken = snapshot.taken_at
-            parts.append(
-                Text(f"Last seen at {_clock(taken)} (stale until Ollama answers):", "yellow")
-            )
+            stale = f"Last seen at {_clock(taken)} (stale until Ollama answers):"
+            parts.append(_prose(stale, "yellow", width))
             table = render.ps_styled(snapshot, taken, width)
             table.stylize("dim")
             parts.append(table)
     for name in watcher.pending:
         parts.append(
-            Text(
+            _prose(
                 f"{name} went away early; waiting to see whether a new model evicted it",
-                style="yellow",
+                "yellow",
+                width,
             )
         )
     recent = [e for e in list(watcher.recent) if not e.event.startswith("recording_")]
@@ -369,6 +376,16 @@ def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> Re
             events.add_row(Text(_clock(e.time), style="dim"), line)
         parts.append(events)
     return Group(*parts)
+
+
+def _prose(text: str, style: str, width: int | None) -> Text:
+    """A line of the live view; on a terminal too narrow for it, it wraps two cells in."""
+    from rich.text import Text
+
+    from ollama_resident.cells import hang
+    from ollama_resident.textsafe import printable
+
+    return Text("\n".join(hang(printable(text), width, "", "  ")), style=style)
 
 
 def _clock(when: datetime) -> str:
@@ -460,10 +477,15 @@ def journal_show(
             "`ollama-resident watch` (or `guard`)."
         )
         return
+    from ollama_resident.cells import hang
+    from ollama_resident.textsafe import printable
+
+    # On a terminal a long event wraps under its text, not under the date (as `guard`).
+    width = out.width if out.rich_stdout else None
     lines = []
     for e in events:
         when = e.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(f"{when}  {e.model or '-'}  {why.describe(e)}")
+        lines.extend(hang(printable(f"{e.model or '-'}  {why.describe(e)}"), width, f"{when}  "))
     out.data("\n".join(lines))
 
 

@@ -215,7 +215,13 @@ def why(
     if json_output:
         out.data(render.dumps(logstory.overview_json(stories, since=since_at, notes=notes)))
     else:
-        text = logstory.render_overview(stories, since=since_at, now=now, notes=notes)
+        text = logstory.render_overview(
+            stories,
+            since=since_at,
+            now=now,
+            notes=notes,
+            width=out.width if out.rich_stdout else None,
+        )
         if not stories:
             text += "\n\n" + "\n".join(_bare_sources(journal, info))
         out.data(text)
