@@ -2,7 +2,10 @@
 
 Golden outputs for ps, apply --dry-run and profile show, at COLUMNS=80 and 120,
 plain and coloured; the coloured form must be the plain one plus escape codes.
-One test runs the real program in a pseudo-terminal of 80 columns.
+Golden outputs for long messages too (an error and its hint, doctor's fix, why's
+notes, journal show, guard's events): on a terminal a wrapped line hangs under its
+text, with or without NO_COLOR; on a pipe each stays one line.
+Some tests run the real program in a pseudo-terminal of 80 columns.
 """
 
 from __future__ import annotations
@@ -294,4 +297,148 @@ def test_guard_event_lines_wrap_under_their_text_as_watch(ollama: FakeOllama) ->
     first = next(i for i, ln in enumerate(lines) if "tiny-embed:latest  already loaded" in ln)
     assert re.match(r"\d\d:\d\d:\d\d  tiny-embed:latest  already loaded", lines[first]), shown
     assert lines[first + 1].startswith(" " * 10) and lines[first + 1].strip(), shown
+    assert all(len(ln) <= 80 for ln in lines), shown
+
+
+# -- long messages: a wrapped line hangs under its text, on a terminal only ------------------------
+
+DEAD = "127.0.0.1:1"  # nothing listens on port 1: refused at once
+
+
+def both_as(cli: Cli, args: tuple[str, ...], columns: int, mode: str, code: int) -> Run:
+    """Like :func:`run_as`, for a command that exits ``code``: stdout and stderr."""
+    env = {"COLUMNS": str(columns), "NO_COLOR": "1", "FORCE_COLOR": ""}
+    if mode == "colour":
+        env.update(FORCE_COLOR="1", NO_COLOR="")
+    elif mode == "no-colour-terminal":
+        env.update(FORCE_COLOR="1")
+    run = cli(*args, env=env)
+    assert run.exit_code == code, run
+    return Run(run.exit_code, strip_ansi(run.stdout), strip_ansi(run.stderr))
+
+
+UNREACHABLE_80 = f"""\
+error: cannot reach Ollama at http://{DEAD} (connection refused)
+  hint: start it with `ollama serve` (or the Ollama app), or point OLLAMA_HOST
+        or --host at the server
+"""
+UNREACHABLE_PIPE = f"""\
+error: cannot reach Ollama at http://{DEAD} (connection refused)
+  hint: start it with `ollama serve` (or the Ollama app), or point OLLAMA_HOST or --host at the server
+"""
+BAD_FOR_80 = """\
+error: invalid value for '--for': invalid keep-alive "xx": invalid duration (use
+       ns, us, ms, s, m or h, e.g. "24h"; "forever" or -1 to pin)
+  hint: see `ollama-resident pin --help`
+"""
+BAD_FOR_120 = """\
+error: invalid value for '--for': invalid keep-alive "xx": invalid duration (use ns, us, ms, s, m or h, e.g. "24h";
+       "forever" or -1 to pin)
+  hint: see `ollama-resident pin --help`
+"""
+BAD_FOR_PIPE = """\
+error: invalid value for '--for': invalid keep-alive "xx": invalid duration (use ns, us, ms, s, m or h, e.g. "24h"; "forever" or -1 to pin)
+  hint: see `ollama-resident pin --help`
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "at_80", "at_120", "on_a_pipe"),
+    [
+        (("ps", "--host", DEAD), 3, UNREACHABLE_80, UNREACHABLE_PIPE, UNREACHABLE_PIPE),
+        (("pin", "--for", "xx", "tiny"), 2, BAD_FOR_80, BAD_FOR_120, BAD_FOR_PIPE),
+    ],
+)
+@pytest.mark.parametrize("mode", ["colour", "no-colour-terminal"])
+def test_an_error_and_its_hint_hang_under_their_text(
+    cli: Cli, args: tuple[str, ...], code: int, at_80: str, at_120: str, on_a_pipe: str, mode: str
+) -> None:
+    """The second line of an error or a hint starts under the text after ``error: `` /
+    ``  hint: ``, not at column 0; a pipe gets one line each even with COLUMNS set (a
+    script greps it)."""
+    assert both_as(cli, args, 80, mode, code).stderr == at_80
+    assert both_as(cli, args, 120, mode, code).stderr == at_120
+    assert both_as(cli, args, 80, "plain", code).stderr == on_a_pipe
+
+
+DOCTOR_DEAD_80 = f"""\
+FAIL  server: cannot reach Ollama at http://{DEAD} (connection refused)
+      fix: start it with `ollama serve` (or the Ollama app), or point
+           OLLAMA_HOST or --host at the server
+"""
+DOCTOR_DEAD_120 = f"""\
+FAIL  server: cannot reach Ollama at http://{DEAD} (connection refused)
+      fix: start it with `ollama serve` (or the Ollama app), or point OLLAMA_HOST or --host at the server
+"""
+
+
+@pytest.mark.parametrize("mode", ["colour", "no-colour-terminal"])
+def test_doctor_fix_hangs_under_its_text(cli: Cli, mode: str) -> None:
+    assert both_as(cli, ("doctor", "--host", DEAD), 80, mode, 3).stdout == DOCTOR_DEAD_80
+    assert both_as(cli, ("doctor", "--host", DEAD), 120, mode, 3).stdout == DOCTOR_DEAD_120
+    assert both_as(cli, ("doctor", "--host", DEAD), 80, "plain", 3).stdout == DOCTOR_DEAD_120
+
+
+WHY_NOTES_80 = """\
+The server log is at INFO: loads, reloads and restarts show; unload causes need
+  OLLAMA_DEBUG=1 on the server.
+To log at DEBUG: start the server with OLLAMA_DEBUG=1 (`OLLAMA_DEBUG=1 ollama
+  serve`; systemd: `Environment="OLLAMA_DEBUG=1"` in a drop-in, then `systemctl
+  daemon-reload` and restart; macOS app: `launchctl setenv OLLAMA_DEBUG 1`;
+  Docker: `docker run -e OLLAMA_DEBUG=1`)."""
+WHY_NOTES_120 = """\
+The server log is at INFO: loads, reloads and restarts show; unload causes need OLLAMA_DEBUG=1 on the server.
+To log at DEBUG: start the server with OLLAMA_DEBUG=1 (`OLLAMA_DEBUG=1 ollama serve`; systemd:
+  `Environment="OLLAMA_DEBUG=1"` in a drop-in, then `systemctl daemon-reload` and restart; macOS app: `launchctl setenv
+  OLLAMA_DEBUG 1`; Docker: `docker run -e OLLAMA_DEBUG=1`)."""
+
+
+@pytest.mark.parametrize("mode", ["colour", "no-colour-terminal"])
+def test_why_notes_hang_under_their_text(cli: Cli, tmp_path: Path, mode: str) -> None:
+    """`why` without a model (every model in the window): its notes wrapped to column 0."""
+    import ollamalogs
+
+    log = tmp_path / "server.log"
+    log.write_text("\n".join(ollamalogs.expiry(False)) + "\n", encoding="utf-8")
+    args = ("why", "--server-log", str(log))
+
+    def notes(columns: int, how: str) -> str:
+        out = both_as(cli, args, columns, how, 0).stdout
+        assert how == "plain" or all(len(line) <= columns for line in out.splitlines()), out
+        start = out.index("The server log is at INFO")
+        return out[start : out.index("\n\n", start)]
+
+    assert notes(80, mode) == WHY_NOTES_80
+    assert notes(120, mode) == WHY_NOTES_120
+    plain = notes(80, "plain").splitlines()
+    assert len(plain) == 2 and plain[1].startswith("To log at DEBUG") and len(plain[1]) > 200
+
+
+@pytest.mark.parametrize("mode", ["colour", "no-colour-terminal"])
+def test_journal_show_wraps_under_the_text_after_the_date(
+    cli: Cli, ollama: FakeOllama, mode: str
+) -> None:
+    ollama.preload("tiny", -1)
+    assert cli("guard", "--once", "tiny").exit_code == 0
+    date = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ")
+    shown = both_as(cli, ("journal", "show"), 80, mode, 0).stdout.splitlines()
+    assert all(len(line) <= 80 for line in shown), shown
+    assert all(date.match(line) or line.startswith(" " * 21 + line.strip()) for line in shown)
+    long = next(i for i, line in enumerate(shown) if "already loaded when recording" in line)
+    assert shown[long + 1].startswith(" " * 21) and shown[long + 1][21] != " ", shown
+    plain = both_as(cli, ("journal", "show"), 80, "plain", 0).stdout.splitlines()
+    assert all(date.match(line) for line in plain), plain  # one line per event on a pipe
+    assert len(plain) < len(shown)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_guard_error_lines_hang_under_their_text(ollama: FakeOllama) -> None:
+    """``error: HH:MM:SS  MODEL  words``: the words' next line starts under MODEL."""
+    missing = "no-such-model-with-a-rather-long-name:latest"
+    shown = strip_ansi(on_tty(ollama.url, "guard", "--once", missing, env={"NO_COLOR": "1"}))
+    lines = shown.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("error: "))
+    assert re.match(rf"error: \d\d:\d\d:\d\d  {missing}  could not", lines[first])
+    follow = lines[first + 1 : first + 3]
+    assert all(ln.startswith(" " * 17) and ln[17] != " " for ln in follow), shown
     assert all(len(ln) <= 80 for ln in lines), shown

@@ -301,3 +301,20 @@ def test_watch_live_view_aligns_wide_names(wide: FakeOllama, columns: int) -> No
     assert_aligned(table, columns, ["NAME", "PROCESSOR", "UNTIL"])
     for line in table[1:]:
         assert at(line, "Forever") == at(table[0], "UNTIL")
+
+
+@pytest.mark.parametrize("columns", [80, 60, 33])
+def test_a_hanging_wrap_fits_in_cells_and_loses_nothing(columns: int) -> None:
+    text = (
+        f"loading {CJK} evicted {EMOJI} and {LONG_CJK}; see "
+        "https://github.com/ollama/ollama/blob/main/docs/faq.md#how-do-i-keep-a-model-loaded "
+        "模型中文助手模型中文助手模型中文助手模型中文助手模型中文助手 done"
+    )
+    lines = cells.hang(text, columns, "warning: ")
+    assert len(lines) > 1
+    assert all(cells.width(line) <= columns for line in lines), lines
+    assert all(line.startswith(" " * 9) and line[9] != " " for line in lines[1:]), lines
+    assert "".join(ln.strip() for ln in lines).replace(" ", "") == (
+        "warning:" + text.replace(" ", "")
+    )
+    assert cells.hang(text, None, "warning: ") == ["warning: " + text]

@@ -215,15 +215,17 @@ def why(
     if json_output:
         out.data(render.dumps(logstory.overview_json(stories, since=since_at, notes=notes)))
     else:
-        text = logstory.render_overview(
-            stories,
-            since=since_at,
-            now=now,
-            notes=notes,
-            width=out.width if out.rich_stdout else None,
-        )
+        from ollama_resident.cells import hang
+
+        width = out.width if out.rich_stdout else None
+        text = logstory.render_overview(stories, since=since_at, now=now, notes=notes, width=width)
         if not stories:
-            text += "\n\n" + "\n".join(_bare_sources(journal, info))
+            bare = [
+                part
+                for line in _bare_sources(journal, info)
+                for part in hang(line, width, "", "  ")
+            ]
+            text += "\n\n" + "\n".join(bare)
         out.data(text)
 
 
