@@ -1,8 +1,9 @@
 """Where :mod:`ollama_resident.serverfacts` gets its input: the only I/O behind it.
 
 Each reader is bounded (a file read from its end, every subprocess with a 1 s timeout,
-through :mod:`ollama_resident.logsource`, the one place commands and logs are read),
-never needs root and never raises: what it could not read becomes a reason in words.
+a journal read newest first back to the server's newest start within 2 s, through
+:mod:`ollama_resident.logsource`, the one place commands and logs are read), never
+needs root and never raises: what it could not read becomes a reason in words.
 
 - the server log: a file (or stdin) named by the user, else the usual places;
 - the running ``ollama serve``: ``/proc/PID/cmdline`` (anyone may read it) and
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 SUBPROCESS_TIMEOUT_S = 1.0  # each command doctor runs, a log command's every read too
+JOURNAL_BUDGET_S = 2.0  # reading the journal back to the newest start, in all
 LOG_MAX_BYTES = 64 * 1024 * 1024  # of a log, its last 64 MiB: the newest start is in there
 
 ManagerKind = Literal["systemd", "launchd", "docker", "shell", "unknown"]
@@ -134,8 +136,15 @@ def _log_sources(
             manager.name, max_bytes=LOG_MAX_BYTES, timeout=SUBPROCESS_TIMEOUT_S
         )
         yield found if found is not None else f"{attempt.name}: {attempt.reason}"
+    # Of a journal, only the newest start's lines, read from its end (`journalctl --reverse
+    # --grep`): a journal of many GB answers as fast as a small one.
+    newest = logsource.NewestStart(
+        start='msg="server config"',
+        words=(*FACT_MESSAGES, *FACT_PREFIXES),
+        budget=JOURNAL_BUDGET_S,
+    )
     found, attempts = logsource.discover(
-        host.host, max_bytes=LOG_MAX_BYTES, timeout=SUBPROCESS_TIMEOUT_S
+        host.host, max_bytes=LOG_MAX_BYTES, timeout=SUBPROCESS_TIMEOUT_S, newest=newest
     )
     for a in attempts:
         if not a.ok:

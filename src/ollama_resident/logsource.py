@@ -50,6 +50,7 @@ __all__ = [
     "LineSplitter",
     "LogSource",
     "LogUnreadable",
+    "NewestStart",
     "discover",
     "from_docker",
     "from_file",
@@ -467,20 +468,158 @@ def _journal(
     except OSError as exc:
         return None, Attempt(kind, name, False, f"cannot run journalctl: {exc.strerror or exc}")
     if err:
-        low = err.lower()
-        if "not seeing messages" in low or "permission" in low or "access" in low:
-            reason = (
-                "no permission to read the system journal (add yourself to the "
-                "systemd-journal or adm group, or run with sudo)"
-            )
-        elif "no output" in low or "no entries" in low:
-            reason = "no entries: no ollama unit" + (" for this user" if user else "")
-            if since is not None:
-                reason = "no entries in the time asked for (or no ollama unit)"
-        else:
-            reason = err.splitlines()[-1][:160]
-        return None, Attempt(kind, name, False, reason)
+        return None, Attempt(kind, name, False, _journal_reason(err, user, since))
     return LogSource(kind, name, blocks), Attempt(kind, name, True)
+
+
+@dataclass(frozen=True)
+class NewestStart:
+    """What to read of a journal when only the newest server start matters (doctor).
+
+    The lines holding one of ``words``, read newest first, back to the newest holding
+    ``start`` (``msg="server config"``): a journal of any size answers this from its
+    end. Bounded twice: journalctl is asked for at most ``max_lines`` lines, and the
+    read stops after ``budget`` seconds in all.
+    """
+
+    start: str
+    words: tuple[str, ...]
+    budget: float = 2.0
+    max_lines: int = 20000
+
+
+_UNKNOWN_OPTION = ("unrecognized option", "invalid option", "unknown option")
+_NOT_REACHED = "did not reach the server's newest start"
+_PCRE_SPECIAL = frozenset("\\^$.|?*+()[]{}")
+_NO_PATTERNS = ("pattern matching", "pcre")  # built without PCRE2, or libpcre2 not installed
+
+
+def _journal_newest(
+    user: bool, want: NewestStart, timeout: float, max_bytes: int
+) -> tuple[LogSource | None, Attempt]:
+    """The newest start block of ``journalctl -u ollama``, read backwards (see NewestStart).
+
+    ``journalctl --reverse --lines=N --grep=WORDS`` (systemd 237 and later, with PCRE2):
+    the journal hands over its newest matching lines first, so the read ends at the
+    newest start however large the journal is. Without ``--grep`` (built without PCRE2,
+    or older), ``--reverse`` alone, the words kept here; without ``--reverse`` either,
+    the plain read of :func:`_journal`. ``timeout``: the longest wait for a first line.
+    """
+    kind = "journal-user" if user else "journal"
+    name = "journalctl" + (" --user" if user else "") + " -u ollama"
+    exe = shutil.which("journalctl")
+    if exe is None:
+        return None, Attempt(kind, name, False, "journalctl is not installed (no systemd)")
+    base = [exe, *(["--user"] if user else []), "-u", "ollama", "-o", "short-iso"]
+    base += ["--no-pager", "-q", "--reverse", f"--lines={want.max_lines}"]
+    grep = "--grep=" + "|".join(
+        "".join("\\" + c if c in _PCRE_SPECIAL else c for c in w) for w in want.words
+    )
+    for argv in ([*base, grep], base):
+        try:
+            lines, err = _read_back(argv, want, timeout)
+        except OSError as exc:
+            return None, Attempt(kind, name, False, f"cannot run journalctl: {exc.strerror or exc}")
+        if lines is not None:
+            block = b"".join(line + b"\n" for line in reversed(lines))
+            source = LogSource(kind, name, iter([(block, 1, None)] if block else []))
+            return source, Attempt(kind, name, True)
+        low = err.lower()
+        if argv is not base and any(w in low for w in (*_UNKNOWN_OPTION, *_NO_PATTERNS)):
+            continue  # no --grep here: the same read, the words kept by us
+        if any(w in low for w in _UNKNOWN_OPTION):
+            return _journal(user, None, max_bytes, timeout)  # no --reverse either
+        if "no output" in low:  # nothing matched: no unit, or a unit that never started
+            unit = "no ollama unit" + (" for this user" if user else "")
+            return None, Attempt(kind, name, False, f"no `server config` line ({unit}?)")
+        return None, Attempt(kind, name, False, _journal_reason(err, user, None))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_back(
+    argv: list[str], want: NewestStart, timeout: float
+) -> tuple[list[bytes] | None, str]:
+    """Run ``argv`` (a log newest first) until a kept line holds ``want.start``.
+
+    Returns the kept lines (newest first) and "", or None and why not: the command's
+    own error, nothing within ``timeout`` seconds, or no start within ``want.budget``.
+    The command is stopped as soon as the start is read.
+    """
+    import select
+
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LC_ALL": "C", "SYSTEMD_PAGER": ""},
+        start_new_session=True,  # one process group, killed whole when done or stuck
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    start, words = want.start.encode(), [w.encode() for w in want.words]
+    kept: list[bytes] = []
+    carry = b""
+    began = time.monotonic()
+    ended = got = False
+    try:
+        fd = proc.stdout.fileno()
+        while True:
+            spent = time.monotonic() - began
+            left = want.budget - spent if got else min(want.budget, timeout) - spent
+            if left <= 0:
+                break
+            if not select.select([fd], [], [], left)[0]:
+                continue
+            chunk = os.read(fd, 256 * 1024)
+            if not chunk:
+                ended = True
+                break
+            got = True
+            *done, carry = (carry + chunk).split(b"\n")
+            carry = carry[:MAX_LINE]  # an overlong line keeps its start, as LineSplitter does
+            for line in done:
+                if any(w in line for w in words):
+                    kept.append(line[:MAX_LINE])
+                    if start in line:
+                        return kept, ""
+        if ended and carry and any(w in carry for w in words):
+            kept.append(carry)
+            if start in carry:
+                return kept, ""
+        if ended and got:
+            return kept, ""  # the whole journal read: it has no start (the facts say so)
+        if ended:
+            err = proc.stderr.read(64 * 1024).decode("utf-8", "replace").strip()
+            return None, err or f"no output (exit {proc.wait()})"
+        if not got:
+            return None, f"{_STALLED} {min(want.budget, timeout):g}s; stopped it"
+        return None, (
+            f"{_NOT_REACHED} within {want.budget:g}s (newest first, {len(kept)} setting "
+            "lines read); give the log with --server-log"
+        )
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+        proc.stdout.close()
+        proc.stderr.close()
+        proc.wait()
+
+
+def _journal_reason(err: str, user: bool, since: datetime | None) -> str:
+    """journalctl's error in words."""
+    low = err.lower()
+    if "not seeing messages" in low or "permission" in low or "access" in low:
+        return (
+            "no permission to read the system journal (add yourself to the "
+            "systemd-journal or adm group, or run with sudo)"
+        )
+    if "no output" in low or "no entries" in low:
+        if since is not None:
+            return "no entries in the time asked for (or no ollama unit)"
+        return "no entries: no ollama unit" + (" for this user" if user else "")
+    if err.startswith((_STALLED, _NOT_REACHED)):
+        return err  # our own words
+    return err.splitlines()[-1][:160]
 
 
 def from_docker(
@@ -542,10 +681,12 @@ def discover(
     since: datetime | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = COMMAND_TIMEOUT_S,
+    newest: NewestStart | None = None,
 ) -> tuple[LogSource | None, list[Attempt]]:
     """The log of the server at ``hostname``, if it runs here: the first place that gives
     lines, and every place tried with why it gave none. ``timeout`` (seconds) bounds each
-    wait on ``journalctl``: a journal that does not answer is an attempt that failed."""
+    wait on ``journalctl``: a journal that does not answer is an attempt that failed.
+    ``newest`` (doctor): of a journal, only the newest start's lines (see NewestStart)."""
     attempts: list[Attempt] = []
     if not is_local(hostname):
         attempts.append(
@@ -560,13 +701,16 @@ def discover(
         return None, attempts
     if sys.platform.startswith("linux"):
         for user in (False, True):
-            src, attempt = _journal(user, since, max_bytes, timeout)
+            if newest is not None:
+                src, attempt = _journal_newest(user, newest, timeout, max_bytes)
+            else:
+                src, attempt = _journal(user, since, max_bytes, timeout)
             attempts.append(attempt)
             if src is not None:
                 src.attempts = attempts
                 return src, attempts
-            if attempt.reason and attempt.reason.startswith(_STALLED):
-                break  # journald itself is stuck: the user's journal would wait as long
+            if attempt.reason and attempt.reason.startswith((_STALLED, _NOT_REACHED)):
+                break  # journald is stuck or the unit's log is long: the user's would wait too
     for kind, path in _app_logs():
         name = str(path)
         if not path.exists():
