@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,8 @@ def journal_lines(port: int, *, starts: int = 2) -> list[str]:
     loads after each, and llama.cpp noise, as `journalctl -o short-iso` prints them."""
     lines: list[str] = []
     for n in range(1, starts + 1):
-        log = L.Log(debug=False, start=L.START, port=port).start(max_loaded=n)
+        start = L.START + timedelta(hours=n - 1)
+        log = L.Log(debug=False, start=start, port=port).start(max_loaded=n)
         log.load("tiny", count=1, keep_alive="5m0s").ps()
         log.load("tiny2", count=2, first=False, keep_alive="5m0s").ps()
         lines += log.lines
@@ -125,7 +127,10 @@ def test_doctor_reads_the_newest_start_from_the_end_of_a_huge_journal(
     assert facts["origin"] == "the server log (journalctl -u ollama)", facts
     # the newest of the two starts (OLLAMA_MAX_LOADED_MODELS 2), not the older one (1)
     assert setting(facts, "OLLAMA_MAX_LOADED_MODELS")["value"] == "2", facts
-    assert "server config" in setting(facts, "OLLAMA_MAX_LOADED_MODELS")["source"]
+    # named by its time (`journalctl --since` finds it), not a line number of a partial read
+    assert setting(facts, "OLLAMA_MAX_LOADED_MODELS")["source"] == (
+        "the server log (journalctl -u ollama at 2026-11-29T17:37:16+00:00, server config)"
+    )
     assert facts["version"] == "0.24.0" and facts["system_memory"]["free"], facts
     [asked] = calls(argv)  # one read: the system journal answered
     assert asked[:2] == ["-u", "ollama"] and "--reverse" in asked, asked

@@ -103,7 +103,10 @@ def facts_from_source(source: LogSource) -> ServerFacts:
         for text, first, _label in source.blocks:
             yield from reader.block(text, first)
 
-    return serverfacts.facts_from_records(records(), source.name)
+    # A journal is read in parts (its newest start, or its last lines): its lines are
+    # named by their time, which `journalctl --since` finds, not by a number.
+    by_time = source.kind in ("journal", "journal-user")
+    return serverfacts.facts_from_records(records(), source.name, by_time=by_time)
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

@@ -465,18 +465,26 @@ def describe_value(key: str, raw: str) -> str:
 # -- from log records --------------------------------------------------------------------------
 
 
-def facts_from_records(records: Iterable[LogRecord], origin: str) -> ServerFacts:
+def facts_from_records(
+    records: Iterable[LogRecord], origin: str, *, by_time: bool = False
+) -> ServerFacts:
     """Facts from the newest start block of a server log (records oldest first).
 
     ``origin`` names the log (a path, ``journalctl -u ollama``). A log with no
-    ``server config`` line gives unknown facts with the reason.
+    ``server config`` line gives unknown facts with the reason. Each value's source
+    names its line by number, or with ``by_time`` (a journal, read in parts: its line
+    numbers mean nothing) by the line's own time.
     """
     block: ServerFacts | None = None
     devices: list[Device] = []
     for rec in records:
         msg = rec.msg
         attrs = rec.attrs
-        where = f"{origin} line {rec.line_no}"
+        when = rec.time if by_time else None
+        if when is not None:
+            where = f"{origin} at {when.isoformat(timespec='seconds')}"
+        else:
+            where = f"{origin} line {rec.line_no}"
         if msg == "server config" and "env" in attrs:
             env = serverlog.env_map(attrs["env"])
             settings = {
