@@ -190,6 +190,21 @@ def test_a_journal_with_no_ollama_unit(cli: Any, ollama: FakeOllama, bin_dir: Pa
     assert "journalctl --user -u ollama: no `server config` line" in facts["reason"], facts
 
 
+def test_a_journal_this_user_may_not_read(cli: Any, ollama: FakeOllama, bin_dir: Path) -> None:
+    hint = (
+        "Hint: You are currently not seeing messages from other users and the system.\n"
+        "      Users in groups 'adm', 'systemd-journal' can see all messages."
+    )
+    fake_journal(bin_dir, [], forward="fast", endless=False)
+    script = bin_dir / "journalctl"
+    body = script.read_text(encoding="utf-8").replace(
+        'lines = conf["lines"]', f"print({hint!r}, flush=True)\nlines = conf['lines']"
+    )
+    script.write_text(body, encoding="utf-8")
+    facts, _run = doctor_facts(cli)
+    assert "journalctl -u ollama: no permission to read the system journal" in facts["reason"]
+
+
 def test_a_dead_server_never_waits_on_the_journal(cli: Any, bin_dir: Path) -> None:
     """doctor's promise (under 3 s for a dead server) holds: no log is read at all."""
     argv = fake_journal(bin_dir, journal_lines(1))

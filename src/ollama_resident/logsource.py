@@ -558,6 +558,7 @@ def _read_back(
     assert proc.stdout is not None and proc.stderr is not None
     start, words = want.start.encode(), [w.encode() for w in want.words]
     kept: list[bytes] = []
+    notes: list[bytes] = []
     carry = b""
     began = time.monotonic()
     ended = got = False
@@ -582,15 +583,18 @@ def _read_back(
                     kept.append(line[:MAX_LINE])
                     if start in line:
                         return kept, ""
+                elif line.startswith((b"Hint:", b"-- ")) and len(notes) < 8:
+                    notes.append(line[:1024])  # journalctl's words: no permission ...
         if ended and carry and any(w in carry for w in words):
             kept.append(carry)
             if start in carry:
                 return kept, ""
-        if ended and got:
+        if ended and kept:
             return kept, ""  # the whole journal read: it has no start (the facts say so)
         if ended:
-            err = proc.stderr.read(64 * 1024).decode("utf-8", "replace").strip()
-            return None, err or f"no output (exit {proc.wait()})"
+            err = b"\n".join([*notes, proc.stderr.read(64 * 1024)])
+            text = err.decode("utf-8", "replace").strip()
+            return None, text or f"no output (exit {proc.wait()})"
         if not got:
             return None, f"{_STALLED} {min(want.budget, timeout):g}s; stopped it"
         return None, (
