@@ -64,6 +64,7 @@ __all__ = [
     "from_unload_outcome",
     "own_actions_from",
     "recording_event",
+    "same_change",
     "settle_all",
     "utc",
 ]
@@ -178,7 +179,9 @@ class OwnAction:
     ``unload`` is True for a stop (``unload``, or ``apply`` making room); otherwise it
     loaded the model or set its keep-alive. ``forever`` says whether that load pinned it
     (None: not known, then a ``pin`` is taken as forever). A forever pin can explain a
-    ``pinned`` change but never a lost pin or a shorter window.
+    ``pinned`` change but never a lost pin or a shorter window. ``profile`` is the
+    profile an ``apply`` applied, so that what a poll sees of it names the command as
+    typed (``apply work``), as the command's own entry does.
     """
 
     time: datetime
@@ -186,6 +189,7 @@ class OwnAction:
     action: OwnActionKind
     unload: bool = False
     forever: bool | None = None
+    profile: str | None = None
 
     @property
     def stops(self) -> bool:
@@ -585,6 +589,7 @@ class _Diff:
             "certain",
             by=TOOL if mine else None,
             action=mine.action if mine else None,
+            profile=mine.profile if mine else None,
             **_window_detail(window),
             **_model_facts(m),
         )
@@ -613,6 +618,7 @@ class _Diff:
                 time=pend.seen_gone,
                 since=format_time(pend.since),
                 loaded_again_by=mine.action,
+                loaded_again_profile=mine.profile,
                 **extra,
                 **_window_detail(pend.window),
                 **_model_facts(old),
@@ -660,7 +666,14 @@ class _Diff:
         mine = self.own(m.name, "unload")
         if mine is not None:
             self.emit(
-                m.name, "unloaded", "stopped", "certain", by=TOOL, action=mine.action, **facts
+                m.name,
+                "unloaded",
+                "stopped",
+                "certain",
+                by=TOOL,
+                action=mine.action,
+                profile=mine.profile,
+                **facts,
             )
             return
         if stop_raw is not None:
@@ -883,6 +896,7 @@ class _Diff:
                 "certain",
                 by=TOOL if mine else None,
                 action=mine.action if mine else None,
+                profile=mine.profile if mine else None,
                 stopped_at=new.expires_at_raw,
                 previous_deadline=old.expires_at_raw,
             )
@@ -918,6 +932,7 @@ class _Diff:
             "certain",
             by=TOOL if mine else None,
             action=mine.action if mine else None,
+            profile=mine.profile if mine else None,
             before=known.text(),
             after=now_w.text(),
             **_window_detail(now_w),
@@ -946,6 +961,7 @@ class _Diff:
             "certain" if certain else "likely",
             by=TOOL if mine else None,
             action=mine.action if mine else None,
+            profile=mine.profile if mine else None,
             changes=changes,
             keep_alive_before=_ka_text(before),
             keep_alive_after=_ka_text(after),
@@ -1208,6 +1224,17 @@ def from_unload_outcome(
     return []
 
 
+def same_change(a: Event, b: Event) -> bool:
+    """Whether two entries of one model tell the same kind of change: same event and
+    reason, except that a load is a load whatever the reason. A command that reloads a
+    model journals ``loaded``/``reload``; a poll that saw it go and come back between two
+    polls, and read the command's action, says ``loaded`` by that command: one load.
+    """
+    if a.event == "loaded" and b.event == "loaded":
+        return {a.reason, b.reason} <= {None, "reload"}
+    return (a.event, a.reason) == (b.event, b.reason)
+
+
 def own_actions_from(events: Iterable[Event]) -> list[OwnAction]:
     """This tool's own actions, as recorded in the journal by its commands.
 
@@ -1224,7 +1251,17 @@ def own_actions_from(events: Iterable[Event]) -> list[OwnAction]:
         stops = (e.event, e.reason) in (("unloaded", "stopped"), ("busy", "stopping"))
         kept = e.detail.get("keep_alive", e.detail.get("after"))
         forever = None if stops or not isinstance(kept, str) else kept == "forever"
-        out.append(OwnAction(e.time, e.model, cast(OwnActionKind, action), stops, forever))
+        profile = e.detail.get("profile")
+        out.append(
+            OwnAction(
+                e.time,
+                e.model,
+                cast(OwnActionKind, action),
+                stops,
+                forever,
+                profile if isinstance(profile, str) else None,
+            )
+        )
     return out
 
 

@@ -291,7 +291,7 @@ class Watcher:
             return False
         return any(
             c.model == e.model
-            and (c.event, c.reason) == (e.event, e.reason)
+            and ev.same_change(c, e)
             and c.detail.get("action") == e.detail.get("action")
             and abs((e.time - c.time).total_seconds()) <= window
             for c in self._commands

@@ -18,7 +18,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ollama_resident.durations import parse_timestamp
-from ollama_resident.events import TOOL, Event, format_time
+from ollama_resident.events import TOOL, Event, format_time, same_change
 from ollama_resident.models import canonical_name, names_match
 from ollama_resident.vocabulary import ago as _ago
 from ollama_resident.vocabulary import clock as _clock
@@ -64,8 +64,10 @@ def _seconds_text(seconds: Any) -> str:
 
 def _command(e: Event) -> str:
     """The command that acted, as typed: ``ollama-resident apply work``, ``... guard``."""
-    action = _d(e, "action")
-    profile = _d(e, "profile")
+    return _command_text(_d(e, "action"), _d(e, "profile"))
+
+
+def _command_text(action: Any, profile: Any) -> str:
     text = TOOL + (f" {action}" if action else "")
     return text + (f" {profile}" if action == "apply" and isinstance(profile, str) else "")
 
@@ -321,8 +323,9 @@ def evidence(e: Event, *, tz: tzinfo | None = None) -> list[str]:
             )
             again = _d(e, "loaded_again_by")
             if again:
+                command = _command_text(again, _d(e, "loaded_again_profile"))
                 out.append(
-                    f"{TOOL} {again} loaded it again afterwards with the same options: that "
+                    f"{command} loaded it again afterwards with the same options: that "
                     "load was ours, not a reload"
                 )
     elif kind == "unloaded" and reason == "evicted":
@@ -584,7 +587,7 @@ def _twins(a: Event, b: Event) -> bool:
     if _command_and_poll_unload(a, b):
         return True  # one unload: the command that caused it says why (any poll's guess)
     if (a.event, a.reason) != (b.event, b.reason):
-        return False
+        return _command_and_poll_load(a, b)
     if not _observed(a) and not _observed(b):
         return False  # two commands' entries: two actions
     return all(
@@ -599,6 +602,21 @@ def _command_and_poll_unload(a: Event, b: Event) -> bool:
     if a.event != "unloaded" or b.event != "unloaded":
         return False
     return any(_by_command(x) and _observed(y) for x, y in ((a, b), (b, a)))
+
+
+def _command_and_poll_load(a: Event, b: Event) -> bool:
+    """A load a command journaled as a reload and the poll that saw it go and come back
+    and named that command: one load (:func:`events.same_change`)."""
+    if not same_change(a, b) or a.event != "loaded":
+        return False
+    return any(
+        _by_command(x) and _observed(y) and y.by_tool and _action(y) == _action(x)
+        for x, y in ((a, b), (b, a))
+    )
+
+
+def _action(e: Event) -> Any:
+    return e.detail.get("action")
 
 
 def _by_command(e: Event) -> bool:
@@ -653,6 +671,14 @@ def merge_duplicates(events: Sequence[Event]) -> list[Event]:
             }
             kept[twin] = Event(
                 min(a.time, b.time), command.host, command.model, "unloaded", command.reason, detail
+            )
+            continue
+        if _command_and_poll_load(a, b):
+            # The command knows it reloaded; the poll's facts stay where it has none.
+            command, seen = (a, b) if _by_command(a) else (b, a)
+            detail = {**seen.detail, **command.detail}
+            kept[twin] = Event(
+                min(a.time, b.time), command.host, command.model, "loaded", command.reason, detail
             )
             continue
         rank_a = _CONFIDENCE_RANK.get(a.confidence or "", 1)
