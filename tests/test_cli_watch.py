@@ -302,8 +302,12 @@ def test_a_server_restart(ollama: FakeOllama, watch: Callable[..., WatchProcess]
     gone = w.event("tiny:latest", "unloaded")
     rc, stderr = w.stop()
     assert rc == 0
-    assert "is not answering; still trying" in stderr
-    assert "is answering again" in stderr
+    lines = stderr.splitlines()
+    assert (
+        f"warning: Ollama at {ollama.url} is not answering (connection refused); still trying"
+        in (lines)
+    )
+    assert f"Ollama at {ollama.url} is answering again" in lines
     assert "connection refused" in down["detail"]["error"]
     assert (up["reason"], up["detail"]["version"]) == ("restarted", "0.24.0")
     down_for = (parse_timestamp(up["time"]) - parse_timestamp(down["time"])).total_seconds()
@@ -319,17 +323,27 @@ def test_a_server_restart(ollama: FakeOllama, watch: Callable[..., WatchProcess]
 
 
 def test_watch_keeps_running_while_the_server_is_down(watch: Callable[..., WatchProcess]) -> None:
+    """A server never seen up is not reached yet, not "down": `server_unreachable` once,
+    then `server_up`/`first_answer` when it answers; no `server_down` was seen."""
     w = watch()  # OLLAMA_HOST points at a closed port
-    down = w.wait_for(lambda e: e["event"] == "server_down")
+    unreachable = w.wait_for(lambda e: e["event"] == "server_unreachable")
     port = int(os.environ["OLLAMA_HOST"].rsplit(":", 1)[1])
     with FakeOllama(port=port):  # it kept polling: it sees the server come up
-        w.wait_for(lambda e: e["event"] == "server_up")
+        up = w.wait_for(lambda e: e["event"] == "server_up")
         assert w.proc.poll() is None
         rc, stderr = w.stop()
     assert rc == 0
-    assert [e["event"] for e in w.events].count("server_down") == 1
-    assert down["model"] is None
-    assert "still trying" in stderr
+    kinds = [e["event"] for e in w.events]
+    assert kinds.count("server_unreachable") == 1 and "server_down" not in kinds
+    assert unreachable["model"] is None
+    assert "connection refused" in unreachable["detail"]["error"]
+    assert (up["reason"], up["detail"]["version"]) == ("first_answer", "0.24.0")
+    host = unreachable["host"]
+    assert f"warning: cannot reach Ollama at {host} yet (connection refused); still trying" in (
+        stderr.splitlines()
+    )
+    assert f"Ollama at {host} is answering now" in stderr.splitlines()
+    assert "is not answering" not in stderr and "answering again" not in stderr
 
 
 def test_watch_ends_cleanly_when_its_reader_goes_away(
@@ -373,7 +387,7 @@ def test_the_journal_gets_the_events_and_journal_commands_show_them(
 
     shown = cli("journal", "show", "--model", "tiny")
     rows = shown.stdout.splitlines()
-    assert rows[0].endswith("-  recording started (watch, every 0.1s)")
+    assert rows[0].endswith(f"{ollama.url}  recording started (watch, every 0.1s)")
     assert rows[1].endswith("tiny:latest  loaded: keep-alive 5m, context 512, 100% CPU")
     told = cli("why", "tiny").stdout
     assert "while it was loaded; the journal has nothing after that." in told

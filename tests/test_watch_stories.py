@@ -6,16 +6,25 @@ Against the fake Ollama over loopback; every wait is on a condition, never on ti
 
 from __future__ import annotations
 
+import os
+import re
+import select
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import Run, reaped, wait_until
+import pytest
+
+from conftest import Run, closed_port, reaped, wait_until
 from fakeollama import FakeOllama
 from ollama_resident import events as ev
+from ollama_resident import render
 from ollama_resident.client import OllamaClient
+from ollama_resident.errors import without_host
 from ollama_resident.events import Event, OwnAction
 from ollama_resident.host import parse_host
 from ollama_resident.journal import Journal
@@ -180,3 +189,200 @@ def test_a_journal_with_the_polls_load_and_the_apply_reload_tells_one_load(cli: 
     assert [ln.split("  ", 2)[2] for ln in shown] == [
         "loaded again by the reload: keep-alive 1h, context 256"
     ], shown
+
+
+# -- 1. a server never seen up is not reached (yet), not "down" ------------------------------
+
+
+def test_a_server_never_seen_up_is_unreachable_and_only_a_seen_one_goes_down(
+    cli: Cli,
+) -> None:
+    port = closed_port()
+    client = OllamaClient(parse_host(f"127.0.0.1:{port}"), timeout=60)
+    watcher = Watcher(client, 0.1, client.display_url, journal=Journal(journal_path()), settle_s=0)
+    host = client.display_url
+    try:
+        first = watcher.poll_once()
+        assert [e.event for e in first] == ["recording_started", "server_unreachable"]
+        assert "connection refused" in first[1].detail["error"]
+        assert watcher.poll_once() == []  # said once
+        assert not watcher.up and not watcher.answered
+        server = FakeOllama(port=port).start()
+        try:
+            server.preload("tiny", -1)
+            up = watcher.poll_once()
+            assert [(e.event, e.reason) for e in up] == [
+                ("server_up", "first_answer"),
+                ("loaded", "already_loaded"),
+            ]
+            assert up[0].detail["version"] == "0.24.0"
+            assert up[0].detail["unreachable_for_s"] > 0
+        finally:
+            server.stop()
+        down = watcher.poll_once()  # answered before: now it is down
+        assert [e.event for e in down] == ["server_down"]
+        watcher.stop()
+    finally:
+        client.close()
+    kinds = [e.event for e in Journal(journal_path()).read()]
+    assert kinds.count("server_down") == 1 and kinds.count("server_unreachable") == 1
+    shown = cli("journal", "show").stdout.splitlines()
+    words = [ln.split("  ", 1)[1] for ln in shown]
+    assert words[1] == f"{host}  could not reach Ollama yet (connection refused)", shown
+    assert words[2].startswith(f"{host}  Ollama is answering now (version 0.24.0), after "), shown
+    assert words[4] == f"{host}  Ollama is not answering (connection refused)", shown
+    assert sum("not answering" in w for w in words) == 1, shown
+    # `why` tells the outage the model lived through, and nothing of the time before.
+    story = cli("why", "tiny", "--no-server-log", "--host", host).stdout
+    assert story.count("  Ollama is not answering (connection refused)   [") == 1, story
+    assert "could not reach" not in story and "answering now" not in story, story
+
+
+def test_guard_once_at_a_server_never_reached_says_so_once_and_journals_no_down(
+    cli: Cli,
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    run = cli("guard", "tiny", "--host", url, "--once", env={"FORCE_COLOR": "1"})
+    assert run.exit_code == 3, run
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", run.stderr).splitlines()  # bold, on a terminal
+    assert lines[0] == f"error: cannot reach Ollama at {url} (connection refused)", run
+    assert "could not reach" not in run.stderr and "still trying" not in run.stderr, run
+    kinds = [e.event for e in Journal(journal_path()).read()]
+    assert kinds == ["recording_started", "server_unreachable", "recording_stopped"]
+
+
+def test_a_guard_restore_after_a_first_answer_is_no_restart(isolated_env: Path, cli: Cli) -> None:
+    """The first answer of a server never reached is no comeback: its models were not
+    loaded, nothing restarted (the guard's restore says "loaded", not "loaded again")."""
+    from ollama_resident.durations import KeepAlive
+    from ollama_resident.guard import Guard, GuardTarget
+    from ollama_resident.residency import LoadRequest
+
+    port = closed_port()
+    client = OllamaClient(parse_host(f"127.0.0.1:{port}"), timeout=60)
+    watcher = Watcher(client, 0.1, client.display_url, settle_s=0, source="guard")
+    guard = Guard(client, [GuardTarget(LoadRequest("tiny", KeepAlive.forever()))], watcher)
+    try:
+        assert [e.event for e in guard.check()] == ["recording_started", "server_unreachable"]
+        with FakeOllama(port=port):
+            events = guard.check()
+    finally:
+        client.close()
+    assert ("server_up", "first_answer") in [(e.event, e.reason) for e in events]
+    [restored] = [e for e in events if e.event == "restored"]
+    assert restored.reason == "not_loaded", events
+
+
+# -- 2. a line that names its host names it once ---------------------------------------------
+
+
+def test_without_host_drops_the_server_a_line_names_already() -> None:
+    url = "http://gpu-box:11434"
+    assert without_host(f"cannot reach Ollama at {url} (connection refused)", url) == (
+        "connection refused"
+    )
+    assert without_host(
+        f"Ollama at {url} accepted the connection but did not answer GET /api/ps within 5s", url
+    ) == ("it accepted the connection but did not answer GET /api/ps within 5s")
+    assert without_host(
+        f"not Ollama's answer from {url} to GET /api/ps: HTTP 502 with an HTML page", url
+    ) == ("not Ollama's answer to GET /api/ps: HTTP 502 with an HTML page")
+    assert without_host("model 'x' not found", url) == "model 'x' not found"
+
+
+def test_guard_lines_of_several_hosts_name_each_host_once() -> None:
+    url = "http://gpu-box:11434"
+    down = Event(
+        T0,
+        url,
+        None,
+        "server_down",
+        None,
+        {"error": f"cannot reach Ollama at {url} (connection refused)"},
+    )
+    failed = Event(
+        T0,
+        url,
+        "tiny:latest",
+        "restore_failed",
+        "not_loaded",
+        {
+            "error": f"Ollama at {url} accepted the connection but did not answer POST "
+            "/api/generate within 10s",
+            "retry_in_s": 5,
+        },
+    )
+    when = T0.astimezone().strftime("%H:%M:%S")
+    assert render.guard_lines([down, failed], with_host=True) == [
+        ("warn", f"{when}  {url}  Ollama is not answering (connection refused); still trying"),
+        (
+            "failed",
+            f"{when}  {url}  tiny:latest  could not load it: it accepted the connection "
+            "but did not answer POST /api/generate within 10s; retrying in 5s",
+        ),
+    ]
+    # One host: the server's line is its host's, a model's line its model's.
+    assert [line for _level, line in render.guard_lines([down, failed])] == [
+        f"{when}  {url}  Ollama is not answering (connection refused); still trying",
+        f"{when}  tiny:latest  could not load it: it accepted the connection "
+        "but did not answer POST /api/generate within 10s; retrying in 5s",
+    ]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_guard_of_two_servers_on_a_terminal_names_the_one_that_went_down_once(
+    isolated_env: Path,
+) -> None:
+    """The real `guard --host A --host B` on a terminal: when B stops answering, its line
+    is `warning: HH:MM:SS  B  Ollama is not answering (...)`, B named once."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    a, b = FakeOllama().start(), FakeOllama().start()
+    leader, follower = pty.openpty()
+    # Wide enough that the line is not wrapped: the exact line is asserted.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 200, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR")}
+    env.update(TERM="xterm-256color", NO_COLOR="1")
+    argv = ["guard", "tiny", "--host", a.url, "--host", b.url, "--interval", "0.2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ollama_resident", *argv],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    seen = b""
+
+    def read_until(text: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 120
+        while text not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if ready:
+                seen += os.read(leader, 65536)
+
+    try:
+        read_until(f"{b.url}  tiny:latest  loaded".encode())
+        b.stop()
+        read_until(b"is not answering")
+        read_until(b"still trying")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        os.close(leader)
+        a.stop()
+        b.stop()
+    # NO_COLOR removes colour, not bold: the words are compared without it.
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", seen.decode().replace("\r\n", "\n"))
+    lines = plain.splitlines()
+    [down] = [ln for ln in lines if "is not answering" in ln]
+    assert re.fullmatch(
+        rf"warning: \d\d:\d\d:\d\d  {re.escape(b.url)}  Ollama is not answering "
+        r"\(connection refused\); still trying",
+        down,
+    ), lines

@@ -340,7 +340,15 @@ def test_story_json_contract() -> None:
         ),
         (
             ev(0, None, "server_down", None, error="connection refused"),
-            "Ollama is not answering (connection refused); still trying",
+            "Ollama is not answering (connection refused)",
+        ),
+        (
+            ev(0, None, "server_unreachable", None, error="connection refused"),
+            "could not reach Ollama yet (connection refused)",
+        ),
+        (
+            ev(0, None, "server_up", "first_answer", version="0.24.0", unreachable_for_s=12.0),
+            "Ollama is answering now (version 0.24.0), after 12s of trying",
         ),
         (
             ev(0, None, "server_up", None, version="0.24.0", down_for_s=12.0),

@@ -35,6 +35,7 @@ __all__ = [
     "ServerTooOld",
     "ServerUnreachable",
     "UsageError",
+    "without_host",
 ]
 
 
@@ -60,6 +61,26 @@ class ResidentError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def without_host(message: str, url: str) -> str:
+    """``message`` (one of the errors below, as text) without the server it names, for a
+    line that names that server already (``HH:MM:SS  http://gpu-box:11434  ...``).
+
+    ``cannot reach Ollama at URL (connection refused)`` -> ``connection refused``;
+    ``Ollama at URL accepted the connection but ...`` -> ``it accepted the connection
+    but ...``; ``not Ollama's answer from URL to GET /api/ps: ...`` -> ``not Ollama's
+    answer to GET /api/ps: ...``. Text that does not name ``url`` is returned as it is.
+    """
+    if not url or url not in message:
+        return message
+    unreachable = f"cannot reach Ollama at {url} ("
+    if message.startswith(unreachable) and message.endswith(")"):
+        return message[len(unreachable) : -1]
+    if message == f"cannot reach Ollama at {url}":
+        return "no answer"
+    text = message.replace(f"Ollama at {url} ", "it ")
+    return text.replace(f" from {url}", "").replace(f" at {url}", "")
 
 
 class UsageError(ResidentError):

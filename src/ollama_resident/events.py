@@ -59,6 +59,7 @@ __all__ = [
     "OwnActionKind",
     "Window",
     "diff",
+    "first_answer_event",
     "format_time",
     "from_load_outcome",
     "from_unload_outcome",
@@ -66,6 +67,7 @@ __all__ = [
     "recording_event",
     "same_change",
     "settle_all",
+    "unreachable_event",
     "utc",
 ]
 
@@ -96,6 +98,7 @@ EVENT_KINDS = (
     "keep_alive_changed",
     "offload_changed",
     "busy",
+    "server_unreachable",
     "server_down",
     "server_up",
     "recording_started",
@@ -1222,6 +1225,26 @@ def from_unload_outcome(
     if status == "pending":
         return [Event(time, host, name, "busy", "stopping", dict(common))]
     return []
+
+
+def unreachable_event(host: str, at: datetime, error: str) -> Event:
+    """``server_unreachable``: the first poll of a recording failed, and no poll of it has
+    been answered: the server was never seen up, so nothing "went down". Said once."""
+    return Event(
+        at, host, None, "server_unreachable", None, {"error": error, "confidence": "certain"}
+    )
+
+
+def first_answer_event(
+    host: str, at: datetime, version: str | None, unreachable_since: datetime
+) -> Event:
+    """``server_up``/``first_answer``: the first answer of a recording whose server had
+    not been reached until then (after ``server_unreachable``); no comeback, no restart."""
+    detail: dict[str, Any] = {"confidence": "certain"}
+    if version:
+        detail["version"] = version
+    detail["unreachable_for_s"] = round(max(0.0, _secs(at, unreachable_since)), 3)
+    return Event(at, host, None, "server_up", "first_answer", detail)
 
 
 def same_change(a: Event, b: Event) -> bool:

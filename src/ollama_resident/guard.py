@@ -131,7 +131,7 @@ class Guard:
         for e in reversed(observed):
             if e.model and canonical_name(e.model) == target.key and e.event == "unloaded":
                 return e.reason or "unknown"
-        if any(e.event == "server_up" for e in observed):
+        if any(e.event == "server_up" and e.reason != "first_answer" for e in observed):
             return "server_restart"
         if any(canonical_name(p) == target.key for p in self.watcher.pending):
             return "went_early"  # before its deadline; the watcher settles evicted vs stopped

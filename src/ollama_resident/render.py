@@ -382,9 +382,13 @@ def guard_event_text(e: Event, *, seen_before: bool = False, retrying: bool = Tr
         }.get(e.reason or "", e.reason or "")
         return f"{what} ({cause})" if cause else what
     if e.event == "restore_failed":
+        from ollama_resident.errors import without_host
+
         hint = f"; {d['hint']}" if d.get("hint") else ""
         then = f"; retrying in {_retry(d.get('retry_in_s'))}" if retrying else ""
-        return f"could not load it: {d.get('error')}{hint}{then}"
+        # The line names the server already (its host, or the one guarded).
+        error = without_host(str(d.get("error")), e.host)
+        return f"could not load it: {error}{hint}{then}"
     if e.event == "conflict":
         others = ", ".join(d.get("by_models") or []) or "another guarded model"
         then = f"; retrying in {_retry(d.get('retry_in_s'))}" if retrying else ""
@@ -393,17 +397,26 @@ def guard_event_text(e: Event, *, seen_before: bool = False, retrying: bool = Tr
         return "resident again after earlier failures"
     from ollama_resident.why import describe
 
-    return describe(e)
+    text = describe(e)
+    if retrying and e.event in ("server_down", "server_unreachable"):
+        text += "; still trying"  # not said by --once, which tries no more
+    return text
 
 
 def guard_lines(
-    events: Sequence[Event], seen: set[str] | None = None, *, retrying: bool = True
+    events: Sequence[Event],
+    seen: set[str] | None = None,
+    *,
+    retrying: bool = True,
+    with_host: bool = False,
 ) -> list[tuple[str, str]]:
     """A guard's round as people read it: ``(level, line)``, one line per action, in time order.
 
-    Level is ``info``, ``warn`` (the server is down) or ``failed`` (a restore that
-    failed, or guarded models that cannot all stay loaded: what makes ``--once``
-    exit 1). A line is ``HH:MM:SS  MODEL  words``. What the
+    Level is ``info``, ``warn`` (the server is down or not reached yet) or ``failed`` (a
+    restore that failed, or guarded models that cannot all stay loaded: what makes
+    ``--once`` exit 1). A line is ``HH:MM:SS  MODEL  words``, and ``HH:MM:SS  HOST  words``
+    for the server itself; ``with_host`` (several servers guarded) puts the host before
+    the model too, ``HH:MM:SS  HOST  MODEL  words``: the host is named once. What the
     watcher saw of the guard's own work (the load it just made, the model that load
     evicted) is already in the action's line and is not repeated; a guarded model
     evicted by another guarded one is named in the line of the load that evicted it.
@@ -445,7 +458,7 @@ def guard_lines(
             "failed"
             if e.event in ("conflict", "restore_failed")
             else "warn"
-            if e.event == "server_down"
+            if e.event in ("server_down", "server_unreachable")
             else "info"
         )
         mine = clashes.get(id(e)) or []
@@ -460,7 +473,8 @@ def guard_lines(
                 text += f"; retrying {names} in {_retry(mine[0].detail.get('retry_in_s'))}"
             level = "failed"
         when = e.time.astimezone().strftime("%H:%M:%S")
-        lines.append((level, f"{when}  {e.model or e.host}  {text}"))
+        subject = f"{e.host}  {e.model}" if with_host and e.model else e.model or e.host
+        lines.append((level, f"{when}  {subject}  {text}"))
     return lines
 
 

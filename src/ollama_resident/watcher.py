@@ -6,6 +6,11 @@ version when it answers again), classifies every change with :func:`events.diff`
 appends the events to the journal. What to show is the caller's business
 (``on_events``).
 
+A server that has not answered once since the recording began is not "down": nothing
+was seen up. Its first failure is ``server_unreachable`` (said once), and its first
+answer after that is ``server_up`` with reason ``first_answer``. Only a server that
+answered and then stopped is ``server_down``.
+
 It also reads what the tool's own commands (``preload``, ``pin``, ``apply``, ``unload``,
 another ``guard``, in other processes) append to the journal, so that their unloads read
 as "stopped by ollama-resident unload" rather than "stopped by some client". An in-process
@@ -93,7 +98,9 @@ class Watcher:
         self.enrich = enrich
         self.memory = ev.Memory(settle_s=settle_s)
         self.snapshot: PsSnapshot | None = None  # the last answer
-        self.up = True  # as far as we know; the first failure says "down"
+        self.up = True  # the last poll was answered (True before the first: nothing failed)
+        self.answered = False  # any poll answered since the recording began
+        self.unreachable_since: datetime | None = None  # failing since then, never answered
         self.version: str | None = None
         self.last_error: str | None = None
         self.last_exception: ResidentError | None = None  # what the last failed poll raised
@@ -165,11 +172,18 @@ class Watcher:
             out.extend(self._start_events(at, None))
             self.last_error = str(exc)
             self.last_exception = exc
+            was_up, self.up = self.up, False
+            if not self.answered:
+                # Never seen up: it did not go down, it has not been reached (yet).
+                if self.unreachable_since is None:
+                    self.unreachable_since = at
+                    out.append(ev.unreachable_event(self.host, at, str(exc)))
+                return self._emit(out)
             down = ev.diff(
                 self.snapshot,
                 None,
                 host=self.host,
-                prev_up=self.up,
+                prev_up=was_up,
                 curr_up=False,
                 memory=self.memory,
                 max_loaded=self.max_loaded,
@@ -179,7 +193,6 @@ class Watcher:
                 if e.event == "server_down":
                     e = dataclasses.replace(e, detail={**e.detail, "error": str(exc)})
                 out.append(e)
-            self.up = False
             return self._emit(out)
 
         version = self.version
@@ -187,12 +200,17 @@ class Watcher:
             with contextlib.suppress(ServerUnreachable, RequestTimeout, ApiError):
                 version = self.client.version() or version
         out.extend(self._start_events(snap.taken_at, version))
+        if self.unreachable_since is not None:
+            out.append(
+                ev.first_answer_event(self.host, snap.taken_at, version, self.unreachable_since)
+            )
+            self.unreachable_since = None
         out.extend(
             ev.diff(
                 self.snapshot,
                 snap,
                 host=self.host,
-                prev_up=self.up,
+                prev_up=self.up or not self.answered,  # a first answer is no comeback
                 curr_up=True,
                 version=version,
                 prev_version=self.version,
@@ -203,6 +221,7 @@ class Watcher:
         )
         self.snapshot = snap
         self.up = True
+        self.answered = True
         self.version = version
         self.last_error = None
         self.last_exception = None

@@ -18,6 +18,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ollama_resident.durations import parse_timestamp
+from ollama_resident.errors import without_host
 from ollama_resident.events import TOOL, Event, format_time, same_change
 from ollama_resident.models import canonical_name, names_match
 from ollama_resident.vocabulary import ago as _ago
@@ -108,12 +109,18 @@ def describe(e: Event) -> str:
         return f"recording started ({_d(e, 'source', 'watch')}{each})"
     if kind == "recording_stopped":
         return f"recording stopped ({_d(e, 'source', 'watch')})"
+    if kind == "server_unreachable":
+        # Never seen up in this recording: not reached (yet), not "down".
+        return "could not reach Ollama yet" + _error_text(e)
     if kind == "server_down":
-        err = _d(e, "error")
-        return "Ollama is not answering" + (f" ({err})" if err else "") + "; still trying"
+        return "Ollama is not answering" + _error_text(e)
     if kind == "server_up":
         version = _d(e, "version")
         down = _d(e, "down_for_s")
+        if reason == "first_answer":
+            waited = _d(e, "unreachable_for_s")
+            text = "Ollama is answering now" + (f" (version {version})" if version else "")
+            return text + (f", after {_seconds_text(waited)} of trying" if waited else "")
         if reason == "restarted":
             prev = _d(e, "previous_version")
             if prev:
@@ -164,6 +171,15 @@ def describe(e: Event) -> str:
     if guard is not None:
         return guard
     return f"{kind}" + (f" ({reason})" if reason else "")
+
+
+def _error_text(e: Event) -> str:
+    """`` (connection refused)``: why the server did not answer, without naming it (the
+    event's host is shown beside the line, or is the only one)."""
+    err = _d(e, "error")
+    if not isinstance(err, str) or not err:
+        return ""
+    return f" ({without_host(err, e.host)})"
 
 
 _GONE_WORDS = {
@@ -749,6 +765,7 @@ def build_story(
         for e in ordered
         if e.model is None
         and e.event in ("server_down", "server_up")
+        and e.reason != "first_answer"  # a first answer tells no outage of the model's
         and (not hosts or e.host in hosts)
     ]
     notes: list[str] = []

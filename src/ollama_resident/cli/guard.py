@@ -350,7 +350,10 @@ def _run_many(
         try:
             g.run(stop)
         except ResidentError as exc:  # e.g. a server too old to watch: the others go on
-            out.error(f"{g.client.display_url}: {exc.message}; no longer guarded", exc.hint)
+            from ollama_resident.errors import without_host
+
+            url = g.client.display_url
+            out.error(f"{url}: {without_host(exc.message, url)}; no longer guarded", exc.hint)
 
     try:
         with stopping.polling(stop):
@@ -379,14 +382,16 @@ def _print(
                 text = render.guard_event_text(e, retrying=not fatal)
                 failure(f"{e.host}  {e.model}  {text}" if with_host else text)
         return
+    if fatal:
+        # --once: a server not answering is its error line (and exit code), said once.
+        events = [e for e in events if e.event not in ("server_down", "server_unreachable")]
+        if not events:
+            return
     # One guard's events at a time (each host's guard emits its own): its models' history.
     seen = _SEEN.setdefault(events[0].host, set())
-    for level, line in render.guard_lines(events, seen, retrying=not fatal):
-        when, _sep, rest = line.partition("  ")
-        if with_host:
-            line = f"{when}  {events[0].host}  {rest}"
+    for level, line in render.guard_lines(events, seen, retrying=not fatal, with_host=with_host):
         # On a terminal a long line wraps under its text, not under the clock (as `watch`).
-        hang = len(when) + 2
+        hang = len(line.partition("  ")[0]) + 2
         if level == "failed":
             failure(line, hang=hang)
         elif level == "warn":

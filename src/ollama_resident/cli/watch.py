@@ -106,7 +106,9 @@ def watch(
     \b
     Events: loaded; unloaded (reason expired, stopped, evicted, reloaded,
     server_restart, unknown); keep_alive_changed; offload_changed; busy;
-    server_down; server_up. detail.confidence is certain, likely or guess.
+    server_unreachable (not reached since the watch began); server_down (it
+    answered, then stopped); server_up (again, or first_answer). detail.confidence
+    is certain, likely or guess.
 
     \b
     Examples:
@@ -257,12 +259,26 @@ def _print_jsonl(
         count(events)
     # The words on stderr first: a reader that acts on a line sees them already there.
     for e in events:
-        if e.event == "server_down":
-            out.warn(f"Ollama at {e.host} is not answering; still trying")
+        if e.event == "server_unreachable":
+            # Never seen up since this watch began: not "down", not reached (yet).
+            out.warn(f"cannot reach Ollama at {e.host} yet{_why_not(e)}; still trying")
+        elif e.event == "server_down":
+            out.warn(f"Ollama at {e.host} is not answering{_why_not(e)}; still trying")
+        elif e.event == "server_up" and e.reason == "first_answer":
+            out.info(f"Ollama at {e.host} is answering now")
         elif e.event == "server_up":
             out.info(f"Ollama at {e.host} is answering again")
     out.jsonl(e.to_json() for e in events)
     _journal_warning(out, watchers)
+
+
+def _why_not(e: Event) -> str:
+    """`` (connection refused)``: the error of a server event, without its host (the line
+    names it)."""
+    from ollama_resident.errors import without_host
+
+    error = e.detail.get("error")
+    return f" ({without_host(error, e.host)})" if isinstance(error, str) and error else ""
 
 
 _warned: set[str] = set()
@@ -329,11 +345,20 @@ def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> Re
     parts.append(_prose(recording[:1].upper() + recording[1:], "dim", width))
     snapshot = watcher.snapshot
     if not watcher.up:
-        since = watcher.down_since
-        when = f" since {_clock(since)}" if since else ""
-        reason = f": {watcher.last_error}" if watcher.last_error else ""
-        down = f"Ollama is not answering{when}{reason}; still trying"
-        parts.append(_prose(down, "yellow", width))
+        from ollama_resident.errors import without_host
+
+        # The heading names the server: the error does not again.
+        error = without_host(watcher.last_error or "", watcher.host)
+        reason = f" ({error})" if error else ""
+        if not watcher.answered:
+            since = watcher.unreachable_since
+            when = f"; trying since {_clock(since)}" if since else "; still trying"
+            parts.append(_prose(f"Cannot reach Ollama yet{reason}{when}", "yellow", width))
+        else:
+            since = watcher.down_since
+            when = f" since {_clock(since)}" if since else ""
+            down = f"Ollama is not answering{when}{reason}; still trying"
+            parts.append(_prose(down, "yellow", width))
     elif snapshot is not None and not snapshot.models:
         parts.append(Text("No models loaded.", style="dim"))
     if snapshot is not None and snapshot.models:
@@ -393,7 +418,7 @@ def _clock(when: datetime) -> str:
 
 
 def _event_style(e: Event) -> str:
-    if e.event == "unloaded" or e.event == "server_down":
+    if e.event in ("unloaded", "server_down", "server_unreachable"):
         return "yellow" if e.reason in ("expired", "stopped") else "red"
     if e.event == "keep_alive_changed" and e.reason == "pin_lost":
         return "red"
@@ -485,7 +510,9 @@ def journal_show(
     lines = []
     for e in events:
         when = e.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        lines.extend(hang(printable(f"{e.model or '-'}  {why.describe(e)}"), width, f"{when}  "))
+        # A server's own events name it (a journal may hold several servers).
+        subject = e.model or e.host or "-"
+        lines.extend(hang(printable(f"{subject}  {why.describe(e)}"), width, f"{when}  "))
     out.data("\n".join(lines))
 
 
