@@ -100,8 +100,11 @@ def facts_from_source(source: LogSource) -> ServerFacts:
     reader = serverlog.LogReader(messages=FACT_MESSAGES, prefixes=FACT_PREFIXES, gin="none")
 
     def records() -> Iterator[serverlog.Record]:
+        following = 1
         for text, first, _label in source.blocks:
-            yield from reader.block(text, first)
+            start = following if first is None else first
+            following = start + text.count(b"\n")
+            yield from reader.block(text, start)
 
     # A journal is read in parts (its newest start, or its last lines): its lines are
     # named by their time, which `journalctl --since` finds, not by a number.

@@ -1,20 +1,30 @@
 """The fast walk of a block of server log for :func:`~ollama_resident.logtimeline.read_timeline`
 (pure, no I/O).
 
-A busy server writes, per request, a ``[GIN]`` line and (at DEBUG) a keep-alive timer line;
-a 200 MB log holds about 140 000 of each and nearly all of them change nothing. The walk
-finds candidate lines with regex scans of the block as bytes (C speed) and settles those two
-kinds without decoding or numbering them:
+A busy server writes, per request, a ``[GIN]`` line and (at DEBUG) a keep-alive timer line:
+a 200 MB log holds hundreds of thousands of each, and nearly all of them change nothing.
+The walk finds the lines that may matter with regex scans of the block as bytes (C speed)
+and never meets the others in Python:
 
-- a timer line whose runner (``runner.pid``) already has that ``duration`` is dropped (the
-  scan captures both);
-- a POST ``[GIN]`` line is only remembered by its position while no change waits for the
-  request behind it; when a record is about to be fed, the last 32 of those (all that
-  :class:`~ollama_resident.logtimeline.TimelineBuilder` keeps) are numbered, decoded and
-  handed over, so the builder sees exactly what a line-by-line walk would have given it.
+- **Messages** the timeline reads (one regex, a trie of them). A keep-alive timer line
+  whose runner already has that ``duration`` changes nothing: the scan itself skips it, by
+  a negative lookahead on the line's tail (``runner.* ... duration=...``, alike for every
+  request to a runner), rebuilt whenever a runner's keep-alive changes. The first line of
+  a new shape is read in Python once.
+- **POST** ``[GIN]`` **lines** (who made a change) are left in the block as a
+  :class:`PostRun` between two lines that matter, and cut into lines only when a change
+  asks for the request behind it, newest first and only as far back as it looks (see
+  :class:`~ollama_resident.logtimeline.RecentRequests`). While a change waits for the
+  request line that follows it (``TimelineBuilder.pending``), each POST line is read.
+- In a log without DEBUG lines, a POST answered in under 10 ms may be an unload request
+  (``TimelineBuilder.fast``): one scan finds the POST lines that gin's layout does not
+  show as slower (``| <latency> | <client:15> | POST``, latency in seconds or at least
+  10 ms), and Python reads those.
+- Old Go-log ``INFO server config`` lines (Ollama before its slog text handler).
 
-Every other candidate line takes the builder's ordinary path (``prefilter``, then
-:meth:`~ollama_resident.serverlog.LogReader.one`, then ``feed``).
+Every line found takes the builder's ordinary path (``prefilter``, then
+:meth:`~ollama_resident.serverlog.LogReader.one`, then ``feed``), in log order, so the
+builder sees what a line-by-line walk would have given it.
 """
 
 from __future__ import annotations
@@ -23,13 +33,13 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ollama_resident.logtimeline import TimelineBuilder
+    from ollama_resident.logtimeline import Request, TimelineBuilder
     from ollama_resident.serverlog import LogReader
 
 _TIMER = "runner with non-zero duration has gone idle, adding timer"
-_KEEP = 32  # TimelineBuilder.recent's length
-_FAST_MS = 10.0  # logtimeline._FAST_S
-_FAST_UNITS = (b"\xc2\xb5s", b"\xce\xbcs", b"ns")  # µs, μs, ns
+_OLD_CONFIG = b"INFO server config"  # old Go-log style, the only such line met in the wild
+_POST = rb'POST +(?:\x1b\[0m *)?"'  # a POST [GIN] line's method and path (as LogReader's)
+_CACHE_MAX = 64  # compiled message scans kept (one per set of unchanged timer tails)
 
 
 def _trie(words: list[tuple[str, str]]) -> str:
@@ -48,22 +58,50 @@ def _trie(words: list[tuple[str, str]]) -> str:
     return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
 
 
-class _Scan:
+def _odd_post_pattern() -> bytes:
+    """POST lines that gin's layout does not show as answered in 10 ms or more.
+
+    gin writes ``[GIN] <time> | <status> | <latency:13> | <client:15> | POST ...``: the
+    latency's end sits 21 bytes before ``POST`` whenever the client fits its 15 columns.
+    A latency there that ends in ``<digit>s`` (seconds, minutes) or is a ``ms`` with two
+    or more whole digits is slow; every other POST line (a fast one, a long client
+    address, colours, no [GIN] at all) is found and read in Python.
+    """
+    sep = rb" \| .{15} \| POST"
+    slow = [rb"[0-9]s" + sep, rb" [0-9]{2}ms" + sep, rb" [0-9]{3}ms" + sep]
+    slow += [rb"[0-9]{2}\.[0-9]{%d}ms" % d + sep for d in range(1, 7)]
+    return b"POST" + b"".join(b"(?<!" + s + b")" for s in slow) + _POST[4:]
+
+
+class _Scans:
     """The compiled scans (built on first use, not at import)."""
 
     def __init__(self, messages: frozenset[str], prefixes: tuple[str, ...]) -> None:
-        # A trie of the messages wanted: most slog lines fail on the first letter.
-        # Group 1: a timer line (its message first, so that it is the one captured).
-        words = [(_TIMER, '(")')]
-        words += [(m, '(?:"|\\s|$)') for m in messages if m and m != _TIMER]
-        words += [(p, "") for p in prefixes if p]
-        pattern = 'msg="?' + _trie(words) if words else "(?!)"
-        self.msg = re.compile(pattern.encode("utf-8"), re.MULTILINE)
-        # A POST [GIN] line (the same scan as LogReader's for gin="post").
-        self.post = re.compile(rb'POST +(?:\x1b\[0m *)?"')
+        self.words = [(m, '(?:"|\\s|$)') for m in messages if m and m != _TIMER]
+        self.words += [(p, "") for p in prefixes if p]
+        self.timer = _TIMER in messages
+        self.post = re.compile(_POST)
+        self.odd_post = re.compile(_odd_post_pattern())
+        self._msg: dict[frozenset[bytes], re.Pattern[bytes]] = {}
+
+    def msg(self, unchanged: frozenset[bytes]) -> re.Pattern[bytes]:
+        """The message scan that skips timer lines whose tail (from the message's closing
+        quote to the line's end) is in ``unchanged``; group 1 is set on a timer line."""
+        rx = self._msg.get(unchanged)
+        if rx is None:
+            words = list(self.words)
+            if self.timer:
+                skip = b"|".join(re.escape(t) for t in sorted(unchanged))
+                tail = '(")' + ("(?!(?:" + skip.decode("latin-1") + ")$)" if skip else "")
+                words.insert(0, (_TIMER, tail))
+            pattern = ('msg="?' + _trie(words)) if words else "(?!)"
+            if len(self._msg) >= _CACHE_MAX:
+                self._msg.clear()
+            rx = self._msg[unchanged] = re.compile(pattern.encode("latin-1"), re.MULTILINE)
+        return rx
 
 
-_scan: _Scan | None = None
+_scans: _Scans | None = None
 
 
 def _timer_tail(tail: bytes) -> tuple[int, str] | None:
@@ -80,6 +118,10 @@ def _timer_tail(tail: bytes) -> tuple[int, str] | None:
     return int(pid), tail[j + 10 :].split(b" ", 1)[0].decode("utf-8", "replace")
 
 
+_FAST_MS = 10.0  # logtimeline._FAST_S
+_FAST_UNITS = (b"\xc2\xb5s", b"\xce\xbcs", b"ns")  # µs, μs, ns
+
+
 def _fast(latency: bytes) -> bool:
     """``logtimeline._fast_answer`` on a latency field already cut out."""
     if latency.endswith(b"ms"):
@@ -88,6 +130,46 @@ def _fast(latency: bytes) -> bool:
         except ValueError:
             return False
     return latency.endswith(_FAST_UNITS)
+
+
+class PostRun:
+    """The POST ``[GIN]`` lines of ``data[lo:hi]`` (whole lines; the line at ``hi`` is
+    number ``line_hi``), cut out newest first on demand (a
+    :class:`~ollama_resident.logtimeline.LazyLines`)."""
+
+    __slots__ = ("cur", "data", "got", "line", "lo", "mark", "post")
+
+    def __init__(self, data: bytes, lo: int, hi: int, line_hi: int, post: re.Pattern[bytes]):
+        self.data = data
+        self.lo = lo
+        self.cur = hi  # not yet looked at: data[lo:cur]
+        self.mark, self.line = hi, line_hi  # the line at `mark` is number `line`
+        self.post = post
+        self.got: list[Request | tuple[int, str]] = []
+
+    def more(self) -> bool:
+        data, lo = self.data, self.lo
+        while self.cur > lo:
+            i = data.rfind(b"POST", lo, self.cur)
+            if i == -1:
+                break
+            begin = data.rfind(b"\n", lo, i) + 1 or lo
+            if not self.post.match(data, i):
+                self.cur = i  # "POST" in other text: an earlier one on the line may be it
+                continue
+            self.cur = begin
+            end = data.find(b"\n", i)
+            if end == -1:
+                end = len(data)
+            if data.find(b"[GIN] ", begin, end) == -1:
+                continue
+            self.line -= data.count(b"\n", begin, self.mark)
+            self.mark = begin
+            self.got.append((self.line, data[begin:end].decode("utf-8", "replace")))
+            return True
+        self.cur = lo
+        self.data = b""  # nothing more to cut: let go of the block
+        return False
 
 
 def walk_block(
@@ -100,177 +182,143 @@ def walk_block(
 ) -> int:
     """Feed ``builder`` the records of ``data`` (whole lines, UTF-8), the first numbered
     ``first``; returns how many lines ``data`` holds (a last line without a newline counts)."""
-    global _scan
-    if _scan is None:
-        _scan = _Scan(messages, prefixes)
+    global _scans
+    if _scans is None:
+        _scans = _Scans(messages, prefixes)
     reader.learn_zone(data)
-    if b"INFO server config" in data:  # old Go-log style lines: the general walk
-        return _walk_sorted(_scan, reader, builder, data, first)
-    return _walk_ordered(_scan, reader, builder, data, first)
+    return _Walk(_scans, reader, builder, data, first).run()
 
 
-def _walk_ordered(
-    scan: _Scan, reader: LogReader, builder: TimelineBuilder, data: bytes, first: int
-) -> int:
-    """The walk when every candidate line is a message match or a POST line: message
-    matches in order, the POST lines before each settled just before it."""
-    rfind, find = data.rfind, data.find
-    posts = [m.start() for m in scan.post.finditer(data)]
-    done = 0  # where the last line handled ends: a second match in it is no new line
-    pos, line_no = 0, first  # the start of a line and its number
-    lazy: list[int] = []  # POST [GIN] lines not yet handed to the builder
-    tails: dict[bytes, tuple[int, str] | None] = {}
-    by_pid, recent, one, feed = builder.by_pid, builder.recent, reader.one, builder.feed
-    prefilter = builder.prefilter
-    size = len(data)
+class _Walk:
+    """One block's walk: the lines that matter, in order (see the module's docstring)."""
 
-    def ordinary(begin: int) -> None:
-        nonlocal pos, line_no, done
-        if lazy:
-            for at in lazy[-_KEEP:]:
-                line_no += data.count(b"\n", pos, at)
-                pos = at
-                stop = find(b"\n", at)
-                recent.append(
-                    (line_no, data[at : stop if stop != -1 else size].decode("utf-8", "replace"))
-                )
-            lazy.clear()
-        line_no += data.count(b"\n", pos, begin)
-        pos = begin
-        stop = find(b"\n", begin)
-        done = stop if stop != -1 else size
-        raw = data[begin:done].decode("utf-8", "replace")
-        if prefilter(line_no, raw):
-            return
-        rec = one(line_no, raw)
-        if rec is not None:
-            feed(rec)
+    def __init__(
+        self, scans: _Scans, reader: LogReader, builder: TimelineBuilder, data: bytes, first: int
+    ) -> None:
+        self.scans, self.reader, self.builder, self.data = scans, reader, builder, data
+        self.first = first
+        self.mark, self.line_no = 0, first  # the line at `mark` is number `line_no`
+        self.run_lo = 0  # POST lines since here are not yet handed to the builder
+        self.tails: dict[bytes, tuple[int, str] | None] = {}  # timer line tail -> its reading
+        self.state: tuple[tuple[int, str | None], ...] = ()
 
-    def gin(at: int) -> None:
-        """A POST line (at its POST): kept for later unless a change waits for its
-        request, it may be an unload request (answered in under 10 ms, read as
-        TimelineBuilder.prefilter reads it) or it is no [GIN] line."""
-        nonlocal done
-        begin = rfind(b"\n", 0, at) + 1
-        if not builder.pending:
-            head = data[begin:at]
-            parts = head.split(b"|", 3)
-            if len(parts) == 4 and b"[GIN] " in head and not _fast(parts[2].strip()):
-                lazy.append(begin)
-                stop = find(b"\n", at)
-                done = stop if stop != -1 else size
-                return
-        ordinary(begin)
+    def _timer_state(self) -> tuple[tuple[int, str | None], ...]:
+        return tuple((pid, r.keep_alive) for pid, r in self.builder.by_pid.items())
 
-    npost, j = len(posts), 0
-    nxt = posts[0] if posts else size + 1  # the next POST line
-    for m in scan.msg.finditer(data):
-        at = m.start()
-        while nxt < at:
-            if nxt >= done:
-                gin(nxt)
-            j += 1
-            nxt = posts[j] if j < npost else size + 1
-        if at < done:
-            continue  # in a line already handled
-        if m.group(1):
-            # A busy runner's timer lines are alike from the message on: read each shape once.
-            end = m.end()
-            stop = find(b"\n", end)
-            tail = data[end : stop if stop != -1 else size]
-            got = tails.get(tail)
-            if got is None and tail not in tails:
-                got = tails[tail] = _timer_tail(tail)
-            if got is not None:
-                r = by_pid.get(got[0])
-                if r is not None and r.keep_alive == got[1]:
-                    done = stop if stop != -1 else size
+    def _unchanged(self) -> frozenset[bytes]:
+        """The timer tails seen whose runner already has that keep-alive."""
+        by_pid = self.builder.by_pid
+        keep: dict[bytes, tuple[int, str] | None] = {}
+        for tail, got in self.tails.items():
+            if got is not None and got[0] in by_pid:
+                keep[tail] = got
+        self.tails = keep  # runners gone are not met again
+        return frozenset(
+            t for t, got in keep.items() if got is not None and by_pid[got[0]].keep_alive == got[1]
+        )
+
+    def run(self) -> int:
+        data, builder, scans = self.data, self.builder, self.scans
+        size = len(data)
+        find, rfind = data.find, data.rfind
+        old = []
+        if _OLD_CONFIG in data:
+            i = find(_OLD_CONFIG)
+            while i != -1:
+                old.append(i)
+                i = find(_OLD_CONFIG, i + 1)
+        # A POST answered fast matters only while no DEBUG line says what each unload was.
+        odd = [] if builder.has_debug else [m.start() for m in scans.odd_post.finditer(data)]
+        self.state = self._timer_state()
+        rx = scans.msg(self._unchanged())
+        matches = rx.finditer(data)
+        m = next(matches, None)
+        oi = di = 0
+        post_at = -1  # the next POST line while a change waits for one (-1: not looked)
+        pos = 0  # everything before it is handled; a line starts here
+        while True:
+            while m is not None and m.start() < pos:
+                m = next(matches, None)
+            at = m.start() if m is not None else size + 1
+            kind = 0  # 0 a message, 1 a line to read, 2 a POST line the layout may not show
+            while oi < len(old) and old[oi] < pos:
+                oi += 1
+            if oi < len(old) and old[oi] < at:
+                at, kind = old[oi], 1
+            while di < len(odd) and odd[di] < pos:
+                di += 1
+            if di < len(odd) and odd[di] < at:
+                at, kind = odd[di], 2
+            if builder.pending:
+                if post_at < pos:
+                    pm = scans.post.search(data, pos)
+                    post_at = pm.start() if pm is not None else size + 1
+                if post_at < at:
+                    at, kind = post_at, 1
+            if at > size:
+                break
+            end = find(b"\n", at)
+            if end == -1:
+                end = size
+            if kind == 0 and m is not None and m.group(1):
+                # A timer line of a new shape (or of a runner whose keep-alive changed).
+                tail = data[m.end() : end]
+                if tail not in self.tails:
+                    self.tails[tail] = _timer_tail(tail)
+                got = self.tails[tail]
+                r = builder.by_pid.get(got[0]) if got is not None else None
+                if r is not None and r.keep_alive == got[1]:  # type: ignore[index]
+                    pos = end + 1
+                    rx = scans.msg(self._unchanged())
+                    matches = rx.finditer(data, pos)
+                    m = next(matches, None)
                     continue
-        ordinary(rfind(b"\n", 0, at) + 1)
-    for at in posts[j:]:
-        if at >= done:
-            gin(at)
-    if lazy:
-        ordinary_tail = lazy[-_KEEP:]
-        for at in ordinary_tail:
-            line_no += data.count(b"\n", pos, at)
-            pos = at
-            stop = find(b"\n", at)
-            recent.append(
-                (line_no, data[at : stop if stop != -1 else size].decode("utf-8", "replace"))
-            )
-        lazy.clear()
-    lines = line_no - first + data.count(b"\n", pos)
-    return lines + (0 if not data or data.endswith(b"\n") else 1)
-
-
-def _walk_sorted(
-    scan: _Scan, reader: LogReader, builder: TimelineBuilder, data: bytes, first: int
-) -> int:
-    """The general walk: every candidate line, by line start."""
-    rfind = data.rfind
-    # line start -> (kind, match): 0 any line, 1 a timer line, 2 a POST [GIN] line.
-    starts: dict[int, tuple[int, re.Match[bytes] | None]] = {}
-    for m in scan.msg.finditer(data):
-        starts[rfind(b"\n", 0, m.start()) + 1] = (1 if m.group(1) else 0, m)
-    i = data.find(b"INFO server config")  # old Go-log style, the only one met in the wild
-    while i != -1:
-        starts[rfind(b"\n", 0, i) + 1] = (0, None)
-        i = data.find(b"INFO server config", i + 1)
-    for m in scan.post.finditer(data):
-        begin = rfind(b"\n", 0, m.start()) + 1
-        if begin not in starts:
-            starts[begin] = (2, m)
-
-    pos, line_no = 0, first  # the start of a line and its number
-    lazy: list[int] = []  # POST [GIN] lines not yet handed to the builder
-    tails: dict[bytes, tuple[int, str] | None] = {}
-    by_pid, recent, one, feed = builder.by_pid, builder.recent, reader.one, builder.feed
-
-    def raw_at(begin: int) -> tuple[int, str]:
-        nonlocal pos, line_no
-        line_no += data.count(b"\n", pos, begin)
-        pos = begin
-        stop = data.find(b"\n", begin)
-        return line_no, data[begin : stop if stop != -1 else len(data)].decode("utf-8", "replace")
-
-    def hand_over() -> None:
-        for begin in lazy[-_KEEP:]:
-            recent.append(raw_at(begin))
-        lazy.clear()
-
-    for begin in sorted(starts):
-        kind, found = starts[begin]
-        if kind == 1:
-            assert found is not None
-            # A busy runner's timer lines are alike from the message on: read each shape once.
-            stop = data.find(b"\n", found.end())
-            tail = data[found.end() : stop if stop != -1 else len(data)]
-            got = tails.get(tail)
-            if got is None and tail not in tails:
-                got = tails[tail] = _timer_tail(tail)
-            if got is not None:
-                r = by_pid.get(got[0])
-                if r is not None and r.keep_alive == got[1]:
-                    continue
-        elif kind == 2 and not builder.pending:
-            assert found is not None
-            # Kept for later unless it may be an unload request (answered in under 10 ms,
-            # read as TimelineBuilder.prefilter reads it) or is no plain [GIN] line.
-            head = data[begin : found.start()]
-            parts = head.split(b"|", 3)
-            if len(parts) == 4 and b"[GIN] " in head and not _fast(parts[2].strip()):
-                lazy.append(begin)
+            begin = rfind(b"\n", 0, at) + 1
+            if kind == 2 and not builder.pending and self._slow_gin(begin, at):
+                pos = end + 1  # stays in the run of POST lines
                 continue
-        if lazy:
-            hand_over()
-        n, raw = raw_at(begin)
-        if builder.prefilter(n, raw):
-            continue
-        rec = one(n, raw)
+            self._read(begin, end)
+            pos = end + 1
+            state = self._timer_state()
+            if state != self.state:
+                self.state = state
+                rx = scans.msg(self._unchanged())
+                matches = rx.finditer(data, pos)
+                m = next(matches, None)
+        self._hand_over(size)
+        builder.recent.seal()
+        lines = self._number(size) - self.first
+        return lines + (0 if not data or data.endswith(b"\n") else 1)
+
+    def _slow_gin(self, begin: int, at: int) -> bool:
+        """Whether the line at ``begin`` with POST at ``at`` is a [GIN] line answered in 10 ms
+        or more (``TimelineBuilder.prefilter``'s reading of the fields after ``[GIN]``)."""
+        g = self.data.find(b"[GIN] ", begin, at)
+        if g == -1:
+            return False
+        parts = self.data[g:at].split(b"|", 3)
+        return len(parts) == 4 and not _fast(parts[2].strip())
+
+    def _hand_over(self, begin: int) -> None:
+        """The POST lines before the line at ``begin`` go to the builder as one run."""
+        if self.run_lo < begin:
+            self.builder.recent.append(
+                PostRun(self.data, self.run_lo, begin, self._number(begin), self.scans.post)
+            )
+
+    def _number(self, begin: int) -> int:
+        self.line_no += self.data.count(b"\n", self.mark, begin)
+        self.mark = begin
+        return self.line_no
+
+    def _read(self, begin: int, end: int) -> None:
+        """The builder's ordinary path for the line ``data[begin:end]``."""
+        self._hand_over(begin)
+        n = self._number(begin)
+        self.run_lo = end + 1
+        raw = self.data[begin:end].decode("utf-8", "replace")
+        if self.builder.prefilter(n, raw):
+            return
+        rec = self.reader.one(n, raw)
         if rec is not None:
-            feed(rec)
-    if lazy:
-        hand_over()
-    lines = line_no - first + data.count(b"\n", pos)
-    return lines + (0 if not data or data.endswith(b"\n") else 1)
+            self.builder.feed(rec)

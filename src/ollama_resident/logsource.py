@@ -12,7 +12,8 @@ for each why it was not used:
 
 Reading is bounded: a file is read from ``max_bytes`` before its end (seeking, never
 loading it whole), a command is asked for ``--since`` or its last lines, and everything
-arrives as ``(text, first_line_number, label)`` blocks of whole lines of about 1 MiB. A
+arrives as ``(text, first_line_number, label)`` blocks of whole lines of about 1 MiB (the
+number is None for a block that goes on from the one before). A
 line longer than :data:`MAX_LINE` is cut there; a stream that gives :data:`GIVE_UP` bytes
 without a newline (``/dev/zero`` piped in) is not a text log (:class:`LogUnreadable`); a
 device (``--server-log /dev/zero``) is refused when opened.
@@ -97,7 +98,10 @@ class LogSource:
 
     kind: str
     name: str
-    blocks: Iterator[tuple[bytes, int, str | None]]
+    # (whole lines, number of the first, label): the number is given for the first block
+    # of each file or stream and is None for a block that goes on from the one before
+    # (its first line follows that block's last; count them if you need the numbers).
+    blocks: Iterator[tuple[bytes, int | None, str | None]]
     attempts: list[Attempt] = field(default_factory=list)
     partial: bool = False  # set once reading started past the beginning
 
@@ -136,6 +140,11 @@ class LineSplitter:
         self.give_up = give_up
         self.carry = b""  # the unfinished line (at most MAX_LINE bytes)
         self._skipped = 0  # bytes of an overlong line dropped so far
+
+    @property
+    def skipping(self) -> bool:
+        """Inside an overlong line, dropping what follows its first MAX_LINE bytes."""
+        return self._skipped > 0
 
     def feed(self, chunk: bytes) -> bytes:
         if self._skipped:
@@ -194,7 +203,7 @@ def open_log_file(path: str | Path) -> IO[bytes]:
 
 def _file_blocks(
     path: Path, max_bytes: int, label: str | None
-) -> Iterator[tuple[bytes, int, str | None]]:
+) -> Iterator[tuple[bytes, int | None, str | None]]:
     import stat
 
     with open_log_file(path) as fh:
@@ -223,7 +232,7 @@ def _file_blocks(
                 if rest.endswith(b"\n"):
                     line += 1
         # A file holds what it holds: an overlong line is cut, never the end of the story.
-        yield from _blocks_of(fh, line, label, str(path), give_up=None)
+        yield from _blocks_of(fh, line, label, str(path), give_up=None, seekable=True)
 
 
 class _Readable(Protocol):
@@ -231,19 +240,44 @@ class _Readable(Protocol):
 
 
 def _blocks_of(
-    fh: _Readable, line: int, label: str | None, name: str, *, give_up: int | None = GIVE_UP
-) -> Iterator[tuple[bytes, int, str | None]]:
+    fh: _Readable,
+    line: int,
+    label: str | None,
+    name: str,
+    *,
+    give_up: int | None = GIVE_UP,
+    seekable: bool = False,
+) -> Iterator[tuple[bytes, int | None, str | None]]:
+    """Blocks of whole lines of ``fh``: the first numbered ``line``, the next ones None.
+
+    ``seekable`` (a regular file): a read that ends inside a line seeks back to that
+    line's start instead of carrying it over, so a block is not copied again.
+    """
     lines = LineSplitter(name, give_up=give_up)
+    first: int | None = line
+    seek = getattr(fh, "seek", None) if seekable else None
     while True:
         chunk = fh.read(_CHUNK)
         if not chunk:
             break
+        if seek is not None and not lines.carry and not lines.skipping:
+            cut = chunk.rfind(b"\n")
+            if cut != -1:
+                if cut + 1 < len(chunk):
+                    seek(cut + 1 - len(chunk), os.SEEK_CUR)
+                    chunk = chunk[: cut + 1]
+                yield chunk, first, label
+                first = None
+                continue
         block = lines.feed(chunk)
+        if seek is not None and block and lines.carry and not lines.skipping:
+            seek(-len(lines.carry), os.SEEK_CUR)  # read the unfinished line again
+            lines.carry = b""
         if block:
-            yield block, line, label
-            line += block.count(b"\n")
+            yield block, first, label
+            first = None
     if lines.carry:  # a truncated last line
-        yield lines.carry, line, label
+        yield lines.carry, first, label
 
 
 def from_file(
@@ -270,7 +304,7 @@ def _rotated(path: Path, max_bytes: int, kind: str) -> LogSource:
         budget -= older.stat().st_size
         n += 1
 
-    def blocks() -> Iterator[tuple[bytes, int, str | None]]:
+    def blocks() -> Iterator[tuple[bytes, int | None, str | None]]:
         for f in files:
             label = None if f == path else f.name
             try:
@@ -384,7 +418,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 def _command_blocks(
     argv: list[str], name: str, timeout: float
-) -> tuple[Iterator[tuple[bytes, int, str | None]], str]:
+) -> tuple[Iterator[tuple[bytes, int | None, str | None]], str]:
     """Run ``argv``; its first block is read now, so that a failure is known before any
     story is told. Returns the blocks and the error text ("" when it worked).
 
@@ -413,7 +447,7 @@ def _command_blocks(
         stream.close()
         return iter(()), err or f"no output (exit {proc.returncode})"
 
-    def blocks() -> Iterator[tuple[bytes, int, str | None]]:
+    def blocks() -> Iterator[tuple[bytes, int | None, str | None]]:
         try:
             yield from _blocks_of(_Prepend(first, stream), 1, None, name)
             if stream.stalled:

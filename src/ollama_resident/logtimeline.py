@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from ollama_resident.serverlog import (
     FOREVER_NS,
@@ -224,6 +224,7 @@ class Timeline:
     names: dict[str, str]  # blob digest -> model name (from DEBUG lines, or given)
     starts: int  # server starts seen
     # generate/chat requests answered in under 10 ms: at INFO, the only trace of a stop
+    # (empty for a log with DEBUG lines, which name every unload's cause)
     fast_requests: list[Request] = field(default_factory=list)
 
     def name_models(self, names: Mapping[str, str]) -> None:
@@ -312,6 +313,65 @@ def _forever(text: str | None) -> bool:
     return ns >= FOREVER_NS or ns < 0
 
 
+class LazyLines(Protocol):
+    """Lines of a log still held as one run (see :class:`ollama_resident.logscan.PostRun`),
+    cut into ``(line_no, text)`` lines newest first only as far as someone reads."""
+
+    got: list[Request | tuple[int, str]]  # the lines cut so far, newest first
+
+    def more(self) -> bool:
+        """Cut the next older line into :attr:`got`; False when there is none."""
+        ...
+
+
+class RecentRequests:
+    """The last :attr:`KEEP` POST ``[GIN]`` lines before the line being read, newest last:
+    parsed requests (:class:`Request`), raw ``(line_no, text)`` lines and :class:`LazyLines` runs.
+
+    A busy server writes a request line every few hundred bytes and nearly all of them are
+    never asked about: a run is cut into lines only when a change looks for the request
+    behind it (:meth:`newest`), and only as far back as it looks.
+    """
+
+    KEEP = 32  # the requests a change may look back on
+
+    def __init__(self) -> None:
+        self.items: list[Request | tuple[int, str] | LazyLines] = []
+
+    def append(self, item: Request | tuple[int, str] | LazyLines) -> None:
+        self.items.append(item)
+        if len(self.items) > 8 * self.KEEP:
+            self.seal()
+
+    def newest(self) -> Iterator[tuple[list[Any], int]]:
+        """``(holder, index)`` of each line, newest first, at most :attr:`KEEP`: the line
+        is ``holder[index]`` and may be replaced there by its parsed :class:`Request`."""
+        left = self.KEEP
+        items = self.items
+        for k in range(len(items) - 1, -1, -1):
+            item = items[k]
+            if isinstance(item, (Request, tuple)):
+                yield items, k
+                left -= 1
+                if not left:
+                    return
+                continue
+            j = 0
+            while j < len(item.got) or item.more():
+                yield item.got, j
+                j += 1
+                left -= 1
+                if not left:
+                    return
+
+    def seal(self) -> None:
+        """Keep only the newest :attr:`KEEP` lines, cut out of their runs (which may then
+        let go of the block they were read from)."""
+        kept = [holder[i] for holder, i in self.newest()]
+        kept.reverse()
+        self.items = list(kept)
+
+
 class TimelineBuilder:
     """Feed records in log order (:meth:`feed`), then :meth:`finish`."""
 
@@ -326,7 +386,7 @@ class TimelineBuilder:
         self.evicting: str | None = None  # "max_loaded" or "memory": victim not yet named
         # Model requests, newest last: a [GIN] line stays unparsed, (line_no, raw), until a
         # change needs the request behind it.
-        self.recent: deque[Request | tuple[int, str]] = deque(maxlen=32)
+        self.recent = RecentRequests()
         # POSTs answered in under 10 ms: what an unload request looks like at INFO.
         self.fast: deque[tuple[int, str]] = deque(maxlen=500)
         self.reader: LogReader | None = None
@@ -368,11 +428,10 @@ class TimelineBuilder:
 
     def _nearest(self, fact: LogFact, *, fast: bool, after: bool = False) -> Request | None:
         best: Request | None = None
-        for req in self._requests():
+        # Newest first: with ``after``, the first line before the fact ends the search.
+        for req in self._requests(stop_below=fact.line_no if after else None):
             if (fact.time - req.end).total_seconds() > 2.0:
                 break  # older ones ended before it
-            if after and req.line_no < fact.line_no:
-                continue
             if fast and (req.end - req.start).total_seconds() > 0.5:
                 continue
             if not req.start - timedelta(seconds=1) <= fact.time < req.end + timedelta(seconds=1):
@@ -518,16 +577,22 @@ class TimelineBuilder:
             return True
         return _TIMER in raw and self._timer_unchanged(raw)
 
-    def _requests(self) -> Iterator[Request]:
-        """The recent model requests, newest first, parsing lines kept raw as needed."""
-        for k in range(len(self.recent) - 1, -1, -1):
-            item = self.recent[k]
+    def _requests(self, stop_below: int | None = None) -> Iterator[Request]:
+        """The recent model requests, newest first, parsing lines kept raw as needed;
+        none from before line ``stop_below``."""
+        for holder, k in self.recent.newest():
+            item = holder[k]
+            if (
+                stop_below is not None
+                and (item[0] if isinstance(item, tuple) else item.line_no) < stop_below
+            ):
+                return
             if isinstance(item, tuple):
                 rec = self.reader.one(item[0], item[1]) if self.reader is not None else None
                 if rec is None or rec.gin is None or not rec.gin.is_model_request:
                     continue
                 item = Request.of(rec)
-                self.recent[k] = item
+                holder[k] = item
             yield item
 
     def _timer_unchanged(self, text: str) -> bool:
@@ -820,7 +885,7 @@ class TimelineBuilder:
             has_debug=self.has_debug,
             names=names,
             starts=self.starts,
-            fast_requests=self._fast_requests(),
+            fast_requests=[] if self.has_debug else self._fast_requests(),
         )
         tl.name_models({})
         return tl
@@ -841,8 +906,10 @@ class TimelineBuilder:
 
 
 def _fast_answer(raw: str) -> bool:
-    """Whether a [GIN] line's latency is under 10 ms (read without parsing the line)."""
-    parts = raw.split("|")
+    """Whether a [GIN] line's latency is under 10 ms (read without parsing the line; the
+    fields are counted from ``[GIN]``, after any collector's prefix such as compose's
+    ``ollama-1  | ``)."""
+    parts = raw[max(0, raw.find("[GIN] ")) :].split("|")
     if len(parts) < 4:
         return False
     latency = parts[2].strip()
@@ -924,7 +991,7 @@ for _msg, _cause in (
 
 
 def read_timeline(
-    blocks: Iterable[tuple[str | bytes, int, str | None]] | None = None,
+    blocks: Iterable[tuple[str | bytes, int | None, str | None]] | None = None,
     *,
     lines: Iterable[str] | None = None,
     tz: tzinfo | None = None,
@@ -945,11 +1012,16 @@ def read_timeline(
     reader.prefilter = builder.prefilter
     count = 0
     if blocks is not None:
+        following = 1  # the number of the line after the last block's
         for text, first, label in blocks:
             if label != builder.label:
                 builder.label = label
             data = text if isinstance(text, bytes) else text.encode("utf-8")
-            count += walk_block(reader, builder, data, first, MESSAGES, PREFIXES)
+            n = walk_block(
+                reader, builder, data, following if first is None else first, MESSAGES, PREFIXES
+            )
+            following = (following if first is None else first) + n
+            count += n
     if lines is not None:
         for rec in reader.lines(_counting(lines, builder)):
             builder.feed(rec)

@@ -101,14 +101,17 @@ class _Patterns:
         )
         self.gin = re.compile(
             r"\[GIN\] (\d{4})/(\d\d)/(\d\d) - (\d\d):(\d\d):(\d\d) \| *(\d{3}) *\| *"
-            r"([^|]*?) *\| *([^|]*?) *\| *([A-Z]+) *(\"(?:[^\"\\]|\\.)*\"?|\S*)"
+            r"([^|]*?) *\| *([^|]*?) *\| *([A-Z]+) *(\"[^\"\\]*(?:\\.[^\"\\]*)*\"?|\S*)"
         )
         self.golog = re.compile(
             r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d+)? (\S+:\d+): "
             r"(DEBUG|INFO|WARN|WARNING|ERROR) (.*)"
         )
-        self.attr = re.compile(r'(?:"((?:[^"\\]|\\.)*)"|([^\s="]+))=("(?:[^"\\]|\\.)*"|\S*)')
-        self.quoted = re.compile(r'"((?:[^"\\]|\\.)*)"')
+        # Quoted strings unrolled ("[^"\\]*(?:\\.[^"\\]*)*"): sre runs each stretch at once.
+        self.attr = re.compile(
+            r'(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s="]+))=("[^"\\]*(?:\\.[^"\\]*)*"|\S*)'
+        )
+        self.quoted = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')
         self.escape = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
         self.golog_msg_end = re.compile(r" [A-Za-z_][\w.]*=")
         self.listening = re.compile(r"^Listening on (\S+)(?: \(version ([^)]+)\))?")
@@ -368,6 +371,11 @@ def _parse_iso(text: str) -> datetime | None:
     """RFC 3339 as Go and journald write it: 'Z' or an offset (with or without a colon),
     any number of fraction digits; ``None`` when it does not parse."""
     t = text.strip()
+    if len(t) == 24 and t[23] == "Z" and t[19] == ".":  # slog's own form, most lines
+        try:
+            return datetime.fromisoformat(t[:23]).replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
     if t.endswith("Z"):
         t = t[:-1] + "+00:00"
     elif len(t) >= 5 and t[-5] in "+-" and t[-4:].isdigit():
@@ -694,17 +702,19 @@ def _split_go(body: str) -> dict[str, str]:
     out: dict[str, str] = {}
     tokens: list[str] = []
     if "[" in body or "{" in body or "]" in body or "}" in body:
+        # Split at the spaces outside brackets: a word at a time, not a character.
         depth = 0
-        token_start = 0
-        for i, c in enumerate(body):
-            if c in "[{":
-                depth += 1
-            elif c in "]}":
-                depth = max(0, depth - 1)
-            elif c == " " and depth == 0:
-                tokens.append(body[token_start:i])
-                token_start = i + 1
-        tokens.append(body[token_start:])
+        for word in body.split(" "):
+            if depth > 0:
+                tokens[-1] += " " + word
+            else:
+                tokens.append(word)
+            if "[" in word or "{" in word or "]" in word or "}" in word:
+                for c in word:
+                    if c in "[{":
+                        depth += 1
+                    elif c in "]}":
+                        depth = max(0, depth - 1)
     else:
         tokens = body.split(" ")
     last: str | None = None
