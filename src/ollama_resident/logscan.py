@@ -37,9 +37,11 @@ if TYPE_CHECKING:
     from ollama_resident.serverlog import LogReader
 
 _TIMER = "runner with non-zero duration has gone idle, adding timer"
-_OLD_CONFIG = b"INFO server config"  # old Go-log style, the only such line met in the wild
+# The one old Go-log style line met in the wild (0.3-0.5 era, before the slog handler was
+# set up): `2025/01/21 16:42:13 routes.go:1187: INFO server config env="map[...]"`. The
+# longer the needle, the faster bytes.find skips.
+_OLD_CONFIG = b"INFO server config env="
 _POST = rb'POST +(?:\x1b\[0m *)?"'  # a POST [GIN] line's method and path (as LogReader's)
-_CACHE_MAX = 64  # compiled message scans kept (one per set of unchanged timer tails)
 
 
 def _trie(words: list[tuple[str, str]]) -> str:
@@ -68,8 +70,10 @@ def _odd_post_pattern() -> bytes:
     address, colours, no [GIN] at all) is found and read in Python.
     """
     sep = rb" \| .{15} \| POST"
-    slow = [rb"[0-9]s" + sep, rb" [0-9]{2}ms" + sep, rb" [0-9]{3}ms" + sep]
-    slow += [rb"[0-9]{2}\.[0-9]{%d}ms" % d + sep for d in range(1, 7)]
+    # Most often first: seconds, then Go's six decimals of a millisecond.
+    slow = [rb"[0-9]s" + sep]
+    slow += [rb"[0-9]{2}\.[0-9]{%d}ms" % d + sep for d in range(6, 0, -1)]
+    slow += [rb" [0-9]{2}ms" + sep, rb" [0-9]{3}ms" + sep]
     return b"POST" + b"".join(b"(?<!" + s + b")" for s in slow) + _POST[4:]
 
 
@@ -77,28 +81,15 @@ class _Scans:
     """The compiled scans (built on first use, not at import)."""
 
     def __init__(self, messages: frozenset[str], prefixes: tuple[str, ...]) -> None:
-        self.words = [(m, '(?:"|\\s|$)') for m in messages if m and m != _TIMER]
-        self.words += [(p, "") for p in prefixes if p]
-        self.timer = _TIMER in messages
+        # A trie of the messages wanted: most slog lines fail on the first letter.
+        # Group 1: a timer line (its message first, so that it is the one captured).
+        words = [(_TIMER, '(")')] if _TIMER in messages else []
+        words += [(m, '(?:"|\\s|$)') for m in messages if m and m != _TIMER]
+        words += [(p, "") for p in prefixes if p]
+        pattern = 'msg="?' + _trie(words) if words else "(?!)"
+        self.msg = re.compile(pattern.encode("utf-8"), re.MULTILINE)
         self.post = re.compile(_POST)
         self.odd_post = re.compile(_odd_post_pattern())
-        self._msg: dict[frozenset[bytes], re.Pattern[bytes]] = {}
-
-    def msg(self, unchanged: frozenset[bytes]) -> re.Pattern[bytes]:
-        """The message scan that skips timer lines whose tail (from the message's closing
-        quote to the line's end) is in ``unchanged``; group 1 is set on a timer line."""
-        rx = self._msg.get(unchanged)
-        if rx is None:
-            words = list(self.words)
-            if self.timer:
-                skip = b"|".join(re.escape(t) for t in sorted(unchanged))
-                tail = '(")' + ("(?!(?:" + skip.decode("latin-1") + ")$)" if skip else "")
-                words.insert(0, (_TIMER, tail))
-            pattern = ('msg="?' + _trie(words)) if words else "(?!)"
-            if len(self._msg) >= _CACHE_MAX:
-                self._msg.clear()
-            rx = self._msg[unchanged] = re.compile(pattern.encode("latin-1"), re.MULTILINE)
-        return rx
 
 
 _scans: _Scans | None = None
@@ -203,9 +194,10 @@ class _Walk:
         self.state: tuple[tuple[int, str | None], ...] = ()
 
     def _timer_state(self) -> tuple[tuple[int, str | None], ...]:
-        return tuple((pid, r.keep_alive) for pid, r in self.builder.by_pid.items())
+        by_pid = self.builder.by_pid  # empty in an INFO log
+        return tuple((pid, r.keep_alive) for pid, r in by_pid.items()) if by_pid else ()
 
-    def _unchanged(self) -> frozenset[bytes]:
+    def _unchanged(self) -> set[bytes]:
         """The timer tails seen whose runner already has that keep-alive."""
         by_pid = self.builder.by_pid
         keep: dict[bytes, tuple[int, str] | None] = {}
@@ -213,9 +205,9 @@ class _Walk:
             if got is not None and got[0] in by_pid:
                 keep[tail] = got
         self.tails = keep  # runners gone are not met again
-        return frozenset(
+        return {
             t for t, got in keep.items() if got is not None and by_pid[got[0]].keep_alive == got[1]
-        )
+        }
 
     def run(self) -> int:
         data, builder, scans = self.data, self.builder, self.scans
@@ -230,21 +222,19 @@ class _Walk:
         # A POST answered fast matters only while no DEBUG line says what each unload was.
         odd = [] if builder.has_debug else [m.start() for m in scans.odd_post.finditer(data)]
         self.state = self._timer_state()
-        rx = scans.msg(self._unchanged())
-        matches = rx.finditer(data)
+        unchanged = self._unchanged()
+        matches = scans.msg.finditer(data)
         m = next(matches, None)
         oi = di = 0
         post_at = -1  # the next POST line while a change waits for one (-1: not looked)
         pos = 0  # everything before it is handled; a line starts here
         while True:
-            while m is not None and m.start() < pos:
-                m = next(matches, None)
-            at = m.start() if m is not None else size + 1
-            kind = 0  # 0 a message, 1 a line to read, 2 a POST line the layout may not show
+            # The next line found by the other scans ...
+            at, kind = size + 1, 1  # 1 a line to read, 2 a POST line the layout may not show
             while oi < len(old) and old[oi] < pos:
                 oi += 1
-            if oi < len(old) and old[oi] < at:
-                at, kind = old[oi], 1
+            if oi < len(old):
+                at = old[oi]
             while di < len(odd) and odd[di] < pos:
                 di += 1
             if di < len(odd) and odd[di] < at:
@@ -255,24 +245,34 @@ class _Walk:
                     post_at = pm.start() if pm is not None else size + 1
                 if post_at < at:
                     at, kind = post_at, 1
+            # ... and before it, the message scan's, past the timer lines that change
+            # nothing (a busy server's: one per request).
+            while m is not None:
+                start = m.start()
+                if start >= at:
+                    break
+                if start >= pos:
+                    if m.group(1) is None:
+                        at, kind = start, 0
+                        break
+                    stop = find(b"\n", m.end())
+                    tail = data[m.end() : stop if stop != -1 else size]
+                    if tail not in unchanged:
+                        if tail in self.tails:
+                            got = self.tails[tail]
+                        else:
+                            got = self.tails[tail] = _timer_tail(tail)
+                        r = builder.by_pid.get(got[0]) if got is not None else None
+                        if r is None or got is None or r.keep_alive != got[1]:
+                            at, kind = start, 0
+                            break
+                        unchanged.add(tail)
+                m = next(matches, None)
             if at > size:
                 break
             end = find(b"\n", at)
             if end == -1:
                 end = size
-            if kind == 0 and m is not None and m.group(1):
-                # A timer line of a new shape (or of a runner whose keep-alive changed).
-                tail = data[m.end() : end]
-                if tail not in self.tails:
-                    self.tails[tail] = _timer_tail(tail)
-                got = self.tails[tail]
-                r = builder.by_pid.get(got[0]) if got is not None else None
-                if r is not None and r.keep_alive == got[1]:  # type: ignore[index]
-                    pos = end + 1
-                    rx = scans.msg(self._unchanged())
-                    matches = rx.finditer(data, pos)
-                    m = next(matches, None)
-                    continue
             begin = rfind(b"\n", 0, at) + 1
             if kind == 2 and not builder.pending and self._slow_gin(begin, at):
                 pos = end + 1  # stays in the run of POST lines
@@ -282,9 +282,7 @@ class _Walk:
             state = self._timer_state()
             if state != self.state:
                 self.state = state
-                rx = scans.msg(self._unchanged())
-                matches = rx.finditer(data, pos)
-                m = next(matches, None)
+                unchanged = self._unchanged()
         self._hand_over(size)
         builder.recent.seal()
         lines = self._number(size) - self.first

@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, Protocol
@@ -201,6 +201,15 @@ class LogFact:
         }
 
 
+def _replace(fact: LogFact, **changes: Any) -> LogFact:
+    """``dataclasses.replace`` for a :class:`LogFact` (it has no ``__post_init__``),
+    without its per-field machinery: a log with thousands of loads calls it often."""
+    new = object.__new__(LogFact)
+    new.__dict__.update(fact.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 def _iso(t: datetime) -> str:
     return t.isoformat(timespec="milliseconds")
 
@@ -239,7 +248,7 @@ class Timeline:
         by = f.detail.get("by_digest")
         if by and not f.detail.get("by_model") and by in self.names:
             changes["detail"] = {**f.detail, "by_model": self.names[by]}
-        return replace(f, **changes) if changes else f
+        return _replace(f, **changes) if changes else f
 
     def digests(self) -> set[str]:
         return {f.digest for f in self.facts if f.digest}
@@ -406,7 +415,7 @@ class TimelineBuilder:
 
     def _add(self, fact: LogFact, *, wants_request: str | None = None) -> int:
         if self.label is not None and fact.file is None:
-            fact = replace(fact, file=self.label)
+            fact = _replace(fact, file=self.label)
         self.facts.append(fact)
         i = len(self.facts) - 1
         req = None
@@ -419,7 +428,7 @@ class TimelineBuilder:
         elif wants_request == "covering":
             req = self._nearest(fact, fast=False, after=True)
         if req is not None:
-            self.facts[i] = replace(fact, request=req)
+            self.facts[i] = _replace(fact, request=req)
         elif wants_request is not None:
             # Its [GIN] line may still come: gin writes it when the response is done, and
             # Ollama's goroutines do not wait for each other.
@@ -522,7 +531,7 @@ class TimelineBuilder:
             for i in self.pending:
                 f = self.facts[i]
                 if g.covers(f.time):
-                    self.facts[i] = replace(f, request=req)
+                    self.facts[i] = _replace(f, request=req)
                 elif (g.end - f.time).total_seconds() < _PENDING_S:
                     still.append(i)
             self.pending = still
@@ -551,7 +560,7 @@ class TimelineBuilder:
             if f.kind == "server_start":
                 break
             if f.kind == "unloaded" and f.cause == "shutdown":
-                self.facts[i] = replace(f, detail={**f.detail, "restarted_at": t})
+                self.facts[i] = _replace(f, detail={**f.detail, "restarted_at": t})
         self.load = None
         self.count = 0
         self.evicting = None
@@ -617,7 +626,9 @@ class TimelineBuilder:
         if self._start_index is not None:
             f = self.facts[self._start_index]
             detail = {**f.detail, "address": address, "version": version}
-            self.facts[self._start_index] = replace(f, detail=detail, lines=(*f.lines, rec.line_no))
+            self.facts[self._start_index] = _replace(
+                f, detail=detail, lines=(*f.lines, rec.line_no)
+            )
         else:  # a log read from the middle of a start
             self._add(
                 LogFact(
@@ -649,7 +660,7 @@ class TimelineBuilder:
         # Evictions waiting to learn which load they made room for.
         for i in self.awaiting_by:
             f = self.facts[i]
-            self.facts[i] = replace(f, detail={**f.detail, "by_digest": digest})
+            self.facts[i] = _replace(f, detail={**f.detail, "by_digest": digest})
         self.awaiting_by = []
 
     def _system_memory(self, rec: Record, t: datetime) -> None:
@@ -712,7 +723,7 @@ class TimelineBuilder:
             idx = self.awaiting_after.pop(load.digest, None)
             if idx is not None:
                 f = self.facts[idx]
-                self.facts[idx] = replace(f, detail={**f.detail, "context_after": load.context})
+                self.facts[idx] = _replace(f, detail={**f.detail, "context_after": load.context})
         elif (
             not self.has_debug
             and count is not None
@@ -767,7 +778,7 @@ class TimelineBuilder:
                 detail = dict(f.detail)
                 if ctx and ctx.isdigit():
                     detail["num_ctx"] = int(ctx)
-                self.facts[i] = replace(f, name=f.name or r.name, detail=detail)
+                self.facts[i] = _replace(f, name=f.name or r.name, detail=detail)
                 break
 
     def _timer(self, rec: Record, t: datetime) -> None:
@@ -874,7 +885,7 @@ class TimelineBuilder:
     def finish(self, lines: int) -> Timeline:
         names = dict(self.names)
         facts = [
-            f if (name := f.name or names.get(f.digest or "")) is f.name else replace(f, name=name)
+            f if (name := f.name or names.get(f.digest or "")) is f.name else _replace(f, name=name)
             for f in self.facts
         ]
         tl = Timeline(

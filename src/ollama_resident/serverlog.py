@@ -44,6 +44,7 @@ a ``text`` record. Patterns are compiled on first use, not at import.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -117,6 +118,10 @@ class _Patterns:
         self.listening = re.compile(r"^Listening on (\S+)(?: \(version ([^)]+)\))?")
         self.blob = re.compile(r"sha256[-:]([0-9a-f]{64}|[0-9a-f]{12,})")
         self.size = re.compile(r"([\d.]+) *([KMGTP]i?B|B)")
+        # The usual slog line in one match (no escapes in msg); any other shape: _slog.
+        self.slog = re.compile(
+            r'time=(\S+) level=(\S+) source=\S+ msg=(?:"([^"\\]*)"|([^\s"]\S*))(?: (.*))?$'
+        )
         self.stray_time = re.compile(r"time=\d{4}-\d\d-\d\dT")
         self.first_time = re.compile(r"time=(\d{4}-\S+)")
         self.first_time_b = re.compile(rb"time=(\d{4}-\S+)")
@@ -127,6 +132,7 @@ def _p() -> _Patterns:
     return _Patterns()
 
 
+_ISO_Z = sys.version_info >= (3, 11)  # datetime.fromisoformat reads "Z" itself
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
 
@@ -373,6 +379,8 @@ def _parse_iso(text: str) -> datetime | None:
     t = text.strip()
     if len(t) == 24 and t[23] == "Z" and t[19] == ".":  # slog's own form, most lines
         try:
+            if _ISO_Z:
+                return datetime.fromisoformat(t)
             return datetime.fromisoformat(t[:23]).replace(tzinfo=timezone.utc)
         except ValueError:
             pass
@@ -417,7 +425,11 @@ def _slog(line_no: int, text: str, prefix: Prefix | None) -> Record:
     rest = ""
     if text.startswith("msg=", pos):
         pos += 4
-        if text.startswith('"', pos):
+        end = text.find('"', pos + 1) if text.startswith('"', pos) else -1
+        if end != -1 and "\\" not in text[pos:end]:  # no escapes: the next quote ends it
+            msg = text[pos + 1 : end]
+            pos = end + 1
+        elif text.startswith('"', pos):
             m = _p().quoted.match(text, pos)
             if m is None:  # truncated line: take what there is
                 msg = go_unquote(text[pos:])
@@ -620,9 +632,25 @@ class LogReader:
                 found = _zone_of(text[5:sp] if sp != -1 else text[5:])
                 if found is not None:
                     self.zone, self.zone_known = found, True
-            if messages is not None and not self._wanted(_quick_msg(text)):
+            m = _p().slog.match(text)
+            if m is None:
+                if messages is not None and not self._wanted(_quick_msg(text)):
+                    return None
+                return _slog(n, text, prefix)
+            time_text, level, quoted, bare, rest = m.groups()
+            msg = bare if quoted is None else quoted
+            if messages is not None and not self._wanted(msg):
                 return None
-            return _slog(n, text, prefix)
+            return Record(
+                n,
+                "slog",
+                text,
+                level="WARN" if level == "WARNING" else level,
+                msg=msg,
+                time_text=time_text,
+                rest=rest or "",
+                prefix=prefix,
+            )
         if first == "[" and text.startswith("[GIN]"):
             if gin == "none":
                 return None
