@@ -333,6 +333,67 @@ def timezone_and_errors(debug: bool) -> list[str]:
     return log.lines
 
 
+def busy_server(debug: bool, *, requests: int = 1500, seed: int = 7) -> list[str]:
+    """A busy server: clients of every kind around two loaded models, for the fast reader.
+
+    Latencies of every form gin writes (ns, µs, ms with 0 to 6 decimals, s, m; under and
+    over 10 ms), clients that fit gin's 15 columns and IPv6 ones that do not, colored
+    method lines, POST /api/show, unload-like fast generates, GET polls, a pin and a 5m
+    client taking turns on one runner, evictions and loads with a new pid each time, and
+    (at 1/3) an old Go-log ``INFO server config`` line of a 0.5-era restart.
+    """
+    import random
+
+    rng = random.Random(seed)
+    log = Log(debug=debug, start=START, port=11434)
+    log.preamble().start(max_loaded=2)
+    log.load("tiny", count=1, keep_alive=FOREVER)
+    log.load("tiny2", count=2, first=False, keep_alive="10m0s")
+    clients = ["192.0.2.10", "127.0.0.1", "2001:db8:85a3::8a2e:370:7334"]
+    latencies = ["24.562759ms", "2.5s", "3.1ms", "812.3µs", "1m2.5s", "10ms", "9ms",
+                 "99.9ms", "150.25ms", "1.123456ms", "734ns", "0s", "12.5μs"]  # fmt: skip
+    for i in range(requests):
+        r = rng.random()
+        if r < 0.3:
+            log.request(
+                "tiny2",
+                keep_alive="10m0s",
+                client=rng.choice(clients),
+                latency=rng.choice(latencies),
+            )
+        elif r < 0.4:
+            log.gin(rng.choice(["1.2ms", "350µs", "2.5s"]), "POST", "/api/show")
+        elif r < 0.45:
+            log.gin("1.1ms", "POST", "/api/generate", "127.0.0.3")  # an unload, at INFO
+        elif r < 0.5:
+            log.gin("4.5ms", "POST", "/api/chat", "10.0.0.1")
+            log.lines[-1] = log.lines[-1].replace("| POST   ", "|\x1b[97;46m POST   \x1b[0m")
+        elif r < 0.53:  # a pin and a 5m client take turns
+            log.request("tiny", keep_alive=rng.choice([FOREVER, "5m0s"]), client="127.0.0.2")
+        else:
+            log.ps()
+        log.wait(rng.choice([0.1, 0.5, 3, 30]))
+        if i % 500 == 250:
+            log.slog("DEBUG", "max runners achieved, unloading one to make room", "runner_count=2")
+            log.slog("DEBUG", "found an idle runner to unload", log.runner("tiny2"))
+            log.chain("tiny2", completed=True)
+            log.load("tiny3", count=2, first=False, keep_alive="1m0s")
+            log.wait(61)
+            log.slog("DEBUG", "timer expired, expiring to unload", log.runner("tiny3"))
+            log.chain("tiny3")
+            log.load("tiny2", count=2, first=False, keep_alive="10m0s")
+        if i == requests // 3:
+            log.lines.append(
+                f"{log.t:%Y/%m/%d %H:%M:%S} routes.go:1187: INFO server config "
+                'env="map[OLLAMA_DEBUG:false OLLAMA_MAX_LOADED_MODELS:2 OLLAMA_KEEP_ALIVE:5m0s]"'
+            )
+            log.slog("INFO", "Listening on 127.0.0.1:11434 (version 0.5.7)", "", "routes.go:1238")
+            log.wait(1)
+            log.load("tiny", count=1, keep_alive=FOREVER)
+            log.load("tiny2", count=2, first=False, keep_alive="10m0s")
+    return log.lines
+
+
 SCENARIOS: dict[str, Callable[[bool], list[str]]] = {
     "01-expiry": expiry,
     "02-stop": stop,

@@ -202,13 +202,13 @@ def open_log_file(path: str | Path) -> IO[bytes]:
 
 
 def _file_blocks(
-    path: Path, max_bytes: int, label: str | None
+    path: Path, max_bytes: int, label: str | None, chunk: int = _CHUNK
 ) -> Iterator[tuple[bytes, int | None, str | None]]:
     import stat
 
     with open_log_file(path) as fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # a pipe (`<(journalctl ...)`)
-            yield from _blocks_of(fh, 1, label, str(path))
+            yield from _blocks_of(fh, 1, label, str(path), chunk=chunk)
             return
         size = fh.seek(0, os.SEEK_END)
         start = max(0, size - max_bytes)
@@ -219,11 +219,11 @@ def _file_blocks(
             fh.seek(0)
             left = start
             while left > 0:
-                chunk = fh.read(min(_COUNT_CHUNK, left))
-                if not chunk:
+                part = fh.read(min(_COUNT_CHUNK, left))
+                if not part:
                     break
-                line += chunk.count(b"\n")
-                left -= len(chunk)
+                line += part.count(b"\n")
+                left -= len(part)
             # Begin after the first newline: the line cut in half is not read.
             fh.seek(start - 1)
             prev = fh.read(1)
@@ -232,7 +232,7 @@ def _file_blocks(
                 if rest.endswith(b"\n"):
                     line += 1
         # A file holds what it holds: an overlong line is cut, never the end of the story.
-        yield from _blocks_of(fh, line, label, str(path), give_up=None, seekable=True)
+        yield from _blocks_of(fh, line, label, str(path), give_up=None, seekable=True, chunk=chunk)
 
 
 class _Readable(Protocol):
@@ -247,6 +247,7 @@ def _blocks_of(
     *,
     give_up: int | None = GIVE_UP,
     seekable: bool = False,
+    chunk: int = _CHUNK,
 ) -> Iterator[tuple[bytes, int | None, str | None]]:
     """Blocks of whole lines of ``fh``: the first numbered ``line``, the next ones None.
 
@@ -257,19 +258,19 @@ def _blocks_of(
     first: int | None = line
     seek = getattr(fh, "seek", None) if seekable else None
     while True:
-        chunk = fh.read(_CHUNK)
-        if not chunk:
+        got = fh.read(chunk)
+        if not got:
             break
         if seek is not None and not lines.carry and not lines.skipping:
-            cut = chunk.rfind(b"\n")
+            cut = got.rfind(b"\n")
             if cut != -1:
-                if cut + 1 < len(chunk):
-                    seek(cut + 1 - len(chunk), os.SEEK_CUR)
-                    chunk = chunk[: cut + 1]
-                yield chunk, first, label
+                if cut + 1 < len(got):
+                    seek(cut + 1 - len(got), os.SEEK_CUR)
+                    got = got[: cut + 1]
+                yield got, first, label
                 first = None
                 continue
-        block = lines.feed(chunk)
+        block = lines.feed(got)
         if seek is not None and block and lines.carry and not lines.skipping:
             seek(-len(lines.carry), os.SEEK_CUR)  # read the unfinished line again
             lines.carry = b""
@@ -281,14 +282,19 @@ def _blocks_of(
 
 
 def from_file(
-    path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, kind: str = "file"
+    path: str | Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    kind: str = "file",
+    chunk: int = _CHUNK,
 ) -> LogSource:
-    """A log file, its last ``max_bytes`` (raises OSError when it cannot be opened)."""
+    """A log file, its last ``max_bytes`` (raises OSError when it cannot be opened), read
+    ``chunk`` bytes at a time (blocks are whole lines: one may be longer)."""
     p = Path(path).expanduser()
     with open_log_file(p):
         pass  # fail now, with the OS's reason, not in the middle of the story
     partial = p.stat().st_size > max_bytes
-    return LogSource(kind, str(p), _file_blocks(p, max_bytes, None), partial=partial)
+    return LogSource(kind, str(p), _file_blocks(p, max_bytes, None, chunk), partial=partial)
 
 
 def _rotated(path: Path, max_bytes: int, kind: str) -> LogSource:
