@@ -311,8 +311,9 @@ class _Walk:
 
     def _read(self, begin: int, end: int) -> None:
         """The builder's ordinary path for the line ``data[begin:end]``."""
-        self._hand_over(begin)
         n = self._number(begin)
+        if self.run_lo < begin:  # the POST lines before it, as one run (see _hand_over)
+            self.builder.recent.append(PostRun(self.data, self.run_lo, begin, n, self.scans.post))
         self.run_lo = end + 1
         raw = self.data[begin:end].decode("utf-8", "replace")
         if self.builder.prefilter(n, raw):

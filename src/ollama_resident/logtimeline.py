@@ -35,6 +35,7 @@ name, and :meth:`Timeline.name_models` takes names found elsewhere (``/api/show`
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,7 +50,6 @@ from ollama_resident.serverlog import (
     Record,
     blob_digest,
     env_map,
-    go_fields,
     listening,
     parse_size,
 )
@@ -674,7 +674,7 @@ class TimelineBuilder:
     def _load_request(self, rec: Record, t: datetime) -> None:
         if self.load is None or "request" not in rec.attrs:
             return
-        fields = go_fields(rec.attrs["request"])
+        fields = _load_fields(rec.attrs["request"])
         kv, par = fields.get("KvSize", ""), fields.get("Parallel", "")
         if fields.get("Operation", "commit") != "commit":
             return
@@ -734,7 +734,6 @@ class TimelineBuilder:
             # A new blob loaded at the limit and the count did not grow: another model
             # made room (OLLAMA_MAX_LOADED_MODELS; 0 means 3 per GPU, 3 on CPU).
             detail["made_room"] = True
-        others = sorted(d for d in self.runners if d != load.digest)
         self._add(
             LogFact(
                 load.start,
@@ -749,6 +748,7 @@ class TimelineBuilder:
             wants_request="covering",
         )
         if detail.get("made_room") and not self.has_debug:
+            others = sorted(d for d in self.runners if d != load.digest)
             self._add(
                 LogFact(
                     load.start,
@@ -932,6 +932,21 @@ def _fast_answer(raw: str) -> bool:
         except ValueError:
             return False
     return False
+
+
+@lru_cache(maxsize=1)
+def _load_fields_re() -> re.Pattern[str]:
+    return re.compile(r"(?<![^ {])(Operation|Parallel|KvSize):([^ }]*)")
+
+
+def _load_fields(request: str) -> dict[str, str]:
+    """``Operation``, ``Parallel`` and ``KvSize`` of a ``load request`` (a Go ``%+v`` of
+    llm's LoadRequest; :func:`~ollama_resident.serverlog.go_fields` reads them all, this
+    only the three, top-level fields that nothing nested repeats)."""
+    out: dict[str, str] = {}
+    for key, value in _load_fields_re().findall(request):
+        out.setdefault(key, value)
+    return out
 
 
 def _short_go(text: str) -> str:
