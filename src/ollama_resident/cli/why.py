@@ -14,8 +14,9 @@ from ollama_resident.cli._complete import journal_models
 from ollama_resident.cli._options import HostOpt, JsonOpt
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
+    from ollama_resident.cli._progress import Activity
     from ollama_resident.logsource import LogSource
     from ollama_resident.logstory import LogInfo, TotalStory
     from ollama_resident.logtimeline import Timeline
@@ -133,9 +134,12 @@ def why(
     source, info = _open_log(server_log, docker, no_server_log, target.host, since_at, log_mb)
     timeline: Timeline | None = None
     if source is not None:
+        from ollama_resident.cli._progress import Activity
         from ollama_resident.logtimeline import read_timeline
 
-        timeline = read_timeline(source.blocks, tz=tz)
+        with Activity(out) as progress:
+            progress.start(f"reading the server log: {source.describe()}")
+            timeline = read_timeline(_shown(source, progress), tz=tz)
         info = _info(source, info)
     model_digest: str | None = None
     if timeline is not None and timeline.facts:
@@ -246,6 +250,17 @@ def _bare_sources(journal: Any, info: LogInfo | None) -> list[str]:
         lines.extend(f"Server log not read: {n}: {r}" for n, r in info.attempts)
     lines.append(f"Journal: {journal.path}")
     return lines
+
+
+def _shown(source: LogSource, progress: Activity) -> Iterator[tuple[bytes, int | None, str | None]]:
+    """The source's blocks, the megabytes read so far on the progress line (a terminal)."""
+    read = shown = 0
+    for block in source.blocks:
+        read += len(block[0])
+        if progress.shown and read - shown >= 8_000_000:
+            shown = read
+            progress.update(f"reading the server log: {source.describe()} ({read // 1_000_000} MB)")
+        yield block
 
 
 def _open_log(
