@@ -125,7 +125,7 @@ def test_explicit_num_ctx_is_a_reported_reload(ollama: FakeOllama, cli: Callable
     run = cli("pin", "tiny", "--num-ctx", "256", "--json")
     [result] = json.loads(run.stdout)
     assert result["status"] == "reloaded" and result["reloaded"] is True
-    assert "as asked with --num-ctx" in result["reload_reason"]
+    assert "as asked with num_ctx" in result["reload_reason"]
     assert result["context_length"] == 256 and result["pinned"] is True
     assert ollama.load_history == ["tiny:latest", "tiny:latest"]
 

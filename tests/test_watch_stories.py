@@ -76,7 +76,7 @@ def test_an_apply_reload_seen_going_and_coming_back_is_one_load_by_apply_work(
     tiny = [ln.split("  ", 2)[2] for ln in shown if "  tiny:latest  " in ln]
     assert tiny == [
         "already loaded when recording began (keep-alive at least 4m, context 512, 100% CPU)",
-        "reloaded: context 512 -> 256, as asked with --num-ctx by ollama-resident apply work",
+        "reloaded: context 512 -> 256, as asked with num_ctx by ollama-resident apply work",
         "loaded again by the reload: keep-alive 1h, context 256, 100% CPU",
     ], shown
     story = cli("why", "tiny", "--no-server-log").stdout

@@ -362,8 +362,9 @@ def _load_one(
             reloaded, reason = (
                 True,
                 (
+                    # num_ctx: the option --num-ctx sends, and a profile's key (apply).
                     f"context {existing.context_length} -> {model.context_length}, as asked "
-                    "with --num-ctx"
+                    "with num_ctx"
                 ),
             )
         elif model.context_length != existing.context_length:
