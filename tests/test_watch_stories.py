@@ -386,3 +386,14 @@ def test_a_guard_of_two_servers_on_a_terminal_names_the_one_that_went_down_once(
         r"\(connection refused\); still trying",
         down,
     ), lines
+
+
+def test_why_for_a_server_the_journal_has_nothing_from_does_not_call_it_empty(cli: Cli) -> None:
+    a, b = "http://127.0.0.1:11434", "http://gpu-box:11434"
+    Journal(journal_path()).record(
+        [Event(T0, a, "tiny:latest", "loaded", None, {"confidence": "certain"})]
+    )
+    story = cli("why", "tiny", "--no-server-log", "--host", b).stdout
+    assert "The journal is empty" not in story, story
+    assert f"The journal has nothing from {b}: nothing has been recording it." in story, story
+    assert f"add --host {a} to see them" in story, story

@@ -738,6 +738,7 @@ def build_story(
     """
     name = canonical_name(model)
     other_hosts: tuple[str, ...] = ()
+    anything = bool(events)  # from any server
     if host is not None:
         other_hosts = tuple(
             sorted(
@@ -845,7 +846,13 @@ def build_story(
     items = items[:limit]
 
     # Coverage.
-    if not ordered:
+    if not ordered and anything:
+        # Other servers' entries only: the journal is not empty, this server's part is.
+        notes.append(
+            f"The journal has nothing from {host}: nothing has been recording it. To explain "
+            f"the next unload, {START_RECORDING}."
+        )
+    elif not ordered:
         notes.append(
             f"The journal is empty: nothing has been recording. To explain the next unload, "
             f"{START_RECORDING}."
