@@ -24,7 +24,7 @@ from fakeollama import FakeOllama
 from ollama_resident import events as ev
 from ollama_resident import render
 from ollama_resident.client import OllamaClient
-from ollama_resident.errors import without_host
+from ollama_resident.errors import unreachable_reason, without_host
 from ollama_resident.events import Event, OwnAction
 from ollama_resident.host import parse_host
 from ollama_resident.journal import Journal
@@ -278,16 +278,30 @@ def test_a_guard_restore_after_a_first_answer_is_no_restart(isolated_env: Path, 
 
 def test_without_host_drops_the_server_a_line_names_already() -> None:
     url = "http://gpu-box:11434"
-    assert without_host(f"cannot reach Ollama at {url} (connection refused)", url) == (
-        "connection refused"
+    refused = f"cannot reach Ollama at {url} (connection refused)"
+    assert without_host(refused, url) == "cannot reach Ollama (connection refused)"
+    assert unreachable_reason(refused, url) == "connection refused"
+    late = f"Ollama at {url} accepted the connection but did not answer GET /api/ps within 5s"
+    assert (
+        without_host(late, url)
+        == unreachable_reason(late, url)
+        == ("Ollama accepted the connection but did not answer GET /api/ps within 5s")
     )
-    assert without_host(
-        f"Ollama at {url} accepted the connection but did not answer GET /api/ps within 5s", url
-    ) == ("it accepted the connection but did not answer GET /api/ps within 5s")
-    assert without_host(
-        f"not Ollama's answer from {url} to GET /api/ps: HTTP 502 with an HTML page", url
-    ) == ("not Ollama's answer to GET /api/ps: HTTP 502 with an HTML page")
+    proxy = f"not Ollama's answer from {url} to GET /api/ps: HTTP 502 with an HTML page"
+    assert without_host(proxy, url) == (
+        "not Ollama's answer to GET /api/ps: HTTP 502 with an HTML page"
+    )
     assert without_host("model 'x' not found", url) == "model 'x' not found"
+
+
+def test_a_command_on_several_hosts_names_the_one_it_cannot_reach_once(
+    ollama: FakeOllama, cli: Cli
+) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}"
+    run = cli("preload", "tiny", "--host", ollama.url, "--host", dead)
+    assert run.exit_code == 1, run
+    assert f"{dead}  error: cannot reach Ollama (connection refused)" in run.stderr.splitlines()
+    assert run.stderr.count(dead) == 2, run  # the error line and its hint's, once each
 
 
 def test_guard_lines_of_several_hosts_name_each_host_once() -> None:
@@ -317,14 +331,14 @@ def test_guard_lines_of_several_hosts_name_each_host_once() -> None:
         ("warn", f"{when}  {url}  Ollama is not answering (connection refused); still trying"),
         (
             "failed",
-            f"{when}  {url}  tiny:latest  could not load it: it accepted the connection "
+            f"{when}  {url}  tiny:latest  could not load it: Ollama accepted the connection "
             "but did not answer POST /api/generate within 10s; retrying in 5s",
         ),
     ]
     # One host: the server's line is its host's, a model's line its model's.
     assert [line for _level, line in render.guard_lines([down, failed])] == [
         f"{when}  {url}  Ollama is not answering (connection refused); still trying",
-        f"{when}  tiny:latest  could not load it: it accepted the connection "
+        f"{when}  tiny:latest  could not load it: Ollama accepted the connection "
         "but did not answer POST /api/generate within 10s; retrying in 5s",
     ]
 

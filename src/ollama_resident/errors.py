@@ -35,6 +35,7 @@ __all__ = [
     "ServerTooOld",
     "ServerUnreachable",
     "UsageError",
+    "unreachable_reason",
     "without_host",
 ]
 
@@ -65,22 +66,29 @@ class ResidentError(Exception):
 
 def without_host(message: str, url: str) -> str:
     """``message`` (one of the errors below, as text) without the server it names, for a
-    line that names that server already (``HH:MM:SS  http://gpu-box:11434  ...``).
+    line that names that server already (``http://gpu-box:11434  error: ...``).
 
-    ``cannot reach Ollama at URL (connection refused)`` -> ``connection refused``;
-    ``Ollama at URL accepted the connection but ...`` -> ``it accepted the connection
-    but ...``; ``not Ollama's answer from URL to GET /api/ps: ...`` -> ``not Ollama's
-    answer to GET /api/ps: ...``. Text that does not name ``url`` is returned as it is.
+    ``cannot reach Ollama at URL (connection refused)`` -> ``cannot reach Ollama
+    (connection refused)``; ``Ollama at URL accepted the connection but ...`` -> ``Ollama
+    accepted the connection but ...``; ``not Ollama's answer from URL to GET /api/ps: ...``
+    -> ``not Ollama's answer to GET /api/ps: ...``. Text that does not name ``url`` is
+    returned as it is.
     """
     if not url or url not in message:
         return message
-    unreachable = f"cannot reach Ollama at {url} ("
-    if message.startswith(unreachable) and message.endswith(")"):
-        return message[len(unreachable) : -1]
-    if message == f"cannot reach Ollama at {url}":
-        return "no answer"
-    text = message.replace(f"Ollama at {url} ", "it ")
+    text = message.replace(f"Ollama at {url} ", "Ollama ")
     return text.replace(f" from {url}", "").replace(f" at {url}", "")
+
+
+def unreachable_reason(message: str, url: str) -> str:
+    """Why ``url`` did not answer, for words that say already that it did not (``Ollama
+    is not answering (connection refused)``): the reason alone of a plain "cannot reach",
+    else :func:`without_host`."""
+    text = without_host(message, url)
+    plain = "cannot reach Ollama ("
+    if text.startswith(plain) and text.endswith(")"):
+        return text[len(plain) : -1]
+    return text
 
 
 class UsageError(ResidentError):

@@ -18,7 +18,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ollama_resident.durations import parse_timestamp
-from ollama_resident.errors import without_host
+from ollama_resident.errors import unreachable_reason
 from ollama_resident.events import TOOL, Event, format_time, same_change
 from ollama_resident.models import canonical_name, names_match
 from ollama_resident.vocabulary import ago as _ago
@@ -179,7 +179,7 @@ def _error_text(e: Event) -> str:
     err = _d(e, "error")
     if not isinstance(err, str) or not err:
         return ""
-    return f" ({without_host(err, e.host)})"
+    return f" ({unreachable_reason(err, e.host)})"
 
 
 _GONE_WORDS = {

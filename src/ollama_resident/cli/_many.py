@@ -164,8 +164,11 @@ def on_each_host(hosts: Sequence[Host], run: Callable[[str], object], *, json_ou
             except typer.Exit as exc:
                 r.code = int(exc.exit_code)
             except ResidentError as exc:
+                from ollama_resident.errors import without_host
+
                 r.code, r.error = int(exc.exit_code), exc.message
-                Output().error(exc.message, exc.hint)
+                # The line is prefixed with the host: the message does not name it again.
+                Output().error(without_host(exc.message, r.host.display), exc.hint)
             finally:
                 lines.close()
                 r.stdout = data.getvalue()

@@ -275,10 +275,10 @@ def _print_jsonl(
 def _why_not(e: Event) -> str:
     """`` (connection refused)``: the error of a server event, without its host (the line
     names it)."""
-    from ollama_resident.errors import without_host
+    from ollama_resident.errors import unreachable_reason
 
     error = e.detail.get("error")
-    return f" ({without_host(error, e.host)})" if isinstance(error, str) and error else ""
+    return f" ({unreachable_reason(error, e.host)})" if isinstance(error, str) and error else ""
 
 
 _warned: set[str] = set()
@@ -345,10 +345,10 @@ def _live_view(watcher: Watcher, recording: str, width: int | None = None) -> Re
     parts.append(_prose(recording[:1].upper() + recording[1:], "dim", width))
     snapshot = watcher.snapshot
     if not watcher.up:
-        from ollama_resident.errors import without_host
+        from ollama_resident.errors import unreachable_reason
 
         # The heading names the server: the error does not again.
-        error = without_host(watcher.last_error or "", watcher.host)
+        error = unreachable_reason(watcher.last_error or "", watcher.host)
         reason = f" ({error})" if error else ""
         if not watcher.answered:
             since = watcher.unreachable_since
