@@ -179,9 +179,10 @@ def why(
             # A typo reads like a model with no history: say so, with the names that are there.
             from ollama_resident.resolve import close_matches
 
-            known = {canonical_name(e.model): None for e in events if e.model}
+            seen = {e.model: None for e in events if e.model}
             if timeline is not None:
-                known.update({canonical_name(f.model): None for f in timeline.facts if f.model})
+                seen.update({f.model: None for f in timeline.facts if f.model})
+            known = {canonical_name(m): None for m in seen}  # a few names, many facts
             where = "the journal or the server log" if timeline is not None else "the journal"
             near = close_matches(model, known)
             out.info(
