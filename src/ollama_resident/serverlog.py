@@ -354,6 +354,12 @@ class Record:
 
 def _parse_attrs(rest: str) -> dict[str, str]:
     out: dict[str, str] = {}
+    if "\\" not in rest:  # nothing escaped (nearly every line): quotes come off as they are
+        for qkey, key, value in _p().attr.findall(rest):
+            if value[:1] == '"':
+                value = value[1:-1] if len(value) >= 2 and value[-1] == '"' else value[1:]
+            out[qkey or key] = value
+        return out
     for qkey, key, value in _p().attr.findall(rest):
         out[go_unquote(f'"{qkey}"') if qkey else key] = go_unquote(value)
     return out
