@@ -214,3 +214,22 @@ def test_recent_requests_keep_the_newest_32_across_runs() -> None:
     assert len(early.left) == 11  # only what was asked for was cut
     recent.seal()
     assert [item[0] for item in recent.items] == list(range(13, 45))  # type: ignore[index]
+
+
+@pytest.mark.parametrize("chunk", [1024 * 1024, 700])
+def test_the_log_covers_its_first_to_its_last_line(tmp_path: Path, chunk: int) -> None:
+    # The window is the log's, not that of the last line that changed something: polls
+    # go on for minutes after the last load.
+    log = L.Log(debug=False, start=L.START)
+    log.preamble().start().load("tiny", count=1)
+    for _ in range(40):
+        log.wait(10).ps()
+    journal = L.WRAPPERS["journal"]
+    path = _write(tmp_path, [journal(line, n) for n, line in enumerate(log.lines)])
+    fast = read_timeline(logsource.from_file(path, chunk=chunk).blocks)
+    plain = read_timeline(lines=path.read_text(encoding="utf-8").splitlines())
+    for tl in (fast, plain):
+        assert tl.first_time == L.START
+        assert tl.last_time is not None
+        assert tl.last_time.replace(microsecond=0) == log.t.replace(microsecond=0)
+        assert (tl.last_time - tl.facts[-1].time).total_seconds() > 390

@@ -716,17 +716,25 @@ def debug_howto(kind: str | None, container: str | None = None) -> list[str]:
 # -- output --------------------------------------------------------------------------------
 
 
+def log_line(
+    name: str,
+    lines: int,
+    covers: tuple[datetime, datetime] | None,
+    level: str | None,
+    tz: tzinfo | None,
+    now: datetime,
+) -> str:
+    """``Server log: NAME (N lines, FROM to TO, LEVEL level)``: what was read."""
+    span = f", {_clock(covers[0], tz, now)} to {_clock(covers[1], tz, now)}" if covers else ""
+    return f"Server log: {name} ({lines} lines{span}, {level or 'no'} level)"
+
+
 def _sources_line(story: TotalStory, tz: tzinfo | None) -> list[str]:
     now = story.now
     out = []
     if story.log is not None and story.log.name:
-        span = ""
-        if story.log_covers:
-            a, b = story.log_covers
-            span = f", {_clock(a, tz, now)} to {_clock(b, tz, now)}"
         out.append(
-            f"Server log: {story.log.name} ({story.log_lines} lines{span}, "
-            f"{story.log_level or 'no'} level)"
+            log_line(story.log.name, story.log_lines, story.log_covers, story.log_level, tz, now)
         )
     if story.log is not None:
         for name, reason in story.log.attempts:

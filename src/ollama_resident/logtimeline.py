@@ -227,6 +227,8 @@ class Timeline:
 
     facts: list[LogFact]
     lines: int  # lines read
+    # The times of the first and last lines of the server's own (slog, [GIN], Go-log) in
+    # what was read: the window the log covers, whatever happened in it.
     first_time: datetime | None
     last_time: datetime | None
     has_debug: bool
@@ -1037,8 +1039,11 @@ def read_timeline(
     builder.reader = reader
     reader.prefilter = builder.prefilter
     count = 0
+    head: list[str] = []  # the first and last lines read, for the window the log covers
+    tail: deque[str] = deque(maxlen=_EDGE_LINES)
     if blocks is not None:
         following = 1  # the number of the line after the last block's
+        last = b""
         for text, first, label in blocks:
             if label != builder.label:
                 builder.label = label
@@ -1048,17 +1053,53 @@ def read_timeline(
             )
             following = (following if first is None else first) + n
             count += n
+            if not head and data:
+                head = _lines_of(data[: _EDGE_LINES * 512])[:_EDGE_LINES]
+            last = data or last
+        tail.extend(_lines_of(last[-_EDGE_LINES * 512 :])[-_EDGE_LINES:])
     if lines is not None:
-        for rec in reader.lines(_counting(lines, builder)):
+        for rec in reader.lines(_counting(lines, builder, head, tail)):
             builder.feed(rec)
         count += builder.lines
     tl = builder.finish(count)
+    edge = LogReader(tz=reader.zone)
+    tl.first_time = _min(_first_time(edge, head), tl.first_time)
+    tl.last_time = _max(_first_time(edge, reversed(tail)), tl.last_time)
     if since is not None:
         tl.facts = [f for f in tl.facts if f.time >= since]
     return tl
 
 
-def _counting(lines: Iterable[str], builder: TimelineBuilder) -> Iterator[str]:
+_EDGE_LINES = 200  # how far from each end of a read the first/last timed line is looked for
+
+
+def _counting(
+    lines: Iterable[str], builder: TimelineBuilder, head: list[str], tail: deque[str]
+) -> Iterator[str]:
     for line in lines:
         builder.lines += 1
+        if len(head) < _EDGE_LINES:
+            head.append(line)
+        tail.append(line)
         yield line
+
+
+def _lines_of(data: bytes) -> list[str]:
+    return data.decode("utf-8", "replace").splitlines()
+
+
+def _first_time(reader: LogReader, lines: Iterable[str]) -> datetime | None:
+    """The time of the first of ``lines`` that is a line of the server's own."""
+    for raw in lines:
+        rec = reader.one(0, raw)
+        if rec is not None and rec.kind != "text" and rec.time is not None:
+            return rec.time
+    return None
+
+
+def _min(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)

@@ -227,7 +227,7 @@ def why(
         if not stories:
             bare = [
                 part
-                for line in _bare_sources(journal, info)
+                for line in _bare_sources(journal, info, timeline, now)
                 for part in hang(line, width, "", "  ")
             ]
             text += "\n\n" + "\n".join(bare)
@@ -243,10 +243,22 @@ def _as_blob(model: str) -> str | None:
     return None
 
 
-def _bare_sources(journal: Any, info: LogInfo | None) -> list[str]:
+def _bare_sources(
+    journal: Any, info: LogInfo | None, timeline: Timeline | None, now: datetime
+) -> list[str]:
+    from ollama_resident.logstory import log_line
+
     lines = []
     if info is not None:
-        if info.name:
+        if info.name and timeline is not None:
+            covers = (
+                (timeline.first_time, timeline.last_time)
+                if timeline.first_time and timeline.last_time
+                else None
+            )
+            level = ("DEBUG" if timeline.has_debug else "INFO") if timeline.lines else None
+            lines.append(log_line(info.name, timeline.lines, covers, level, None, now))
+        elif info.name:
             lines.append(f"Server log: {info.name}")
         lines.extend(f"Server log not read: {n}: {r}" for n, r in info.attempts)
     lines.append(f"Journal: {journal.path}")
