@@ -198,7 +198,10 @@ def test_json_schema(cli: Cli, tmp_path: Path) -> None:
         "covers",
         "host",
         "other_hosts",
+        "items_total",
+        "truncated",
     }
+    assert (data["items_total"], data["truncated"]) == (len(data["items"]), False)
     item = data["items"][0]
     assert set(item) == {
         "time",

@@ -27,8 +27,10 @@ No typer, no rich: callers render :class:`Attempt` and :class:`LogSource`.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +54,7 @@ __all__ = [
     "LogSource",
     "LogUnreadable",
     "NewestStart",
+    "ServerLines",
     "discover",
     "from_docker",
     "from_file",
@@ -107,6 +110,39 @@ class LogSource:
 
     def describe(self) -> str:
         return self.name
+
+
+class ServerLines:
+    """Whether a log holds any line Ollama's server writes, told from its blocks as they
+    are read (pure, cheap: a search per block until one is found).
+
+    Ollama's own lines are slog text (``time=... level=INFO source=... msg=...``), gin's
+    request lines (``[GIN] 2026/11/29 - 16:37:17 | 200 | ...``) and, before 0.5, Go's log
+    lines (``2025/01/21 16:42:13 routes.go:1187: INFO server config ...``); any wrapper
+    (journalctl, docker) may come before them. ``blank`` stays True while every line read
+    is empty (or journalctl's ``-- No entries --``): an empty log, not a wrong file.
+    """
+
+    def __init__(self) -> None:
+        self.found = False
+        self.blank = True
+
+    def feed(self, data: bytes) -> None:
+        if self.found:
+            return
+        if self.blank and data.replace(b"-- No entries --", b"").strip():
+            self.blank = False
+        if not self.blank and _server_line().search(data) is not None:
+            self.found = True
+
+
+@functools.cache
+def _server_line() -> re.Pattern[bytes]:
+    return re.compile(
+        rb"time=\S+ level=[A-Z]+\b"
+        rb"|\[GIN\] \d{4}/\d\d/\d\d - \d\d:\d\d:\d\d \|"
+        rb"|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [\w.-]+\.go:\d+: "
+    )
 
 
 def is_local(hostname: str) -> bool:

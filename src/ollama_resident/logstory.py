@@ -122,6 +122,12 @@ class TotalStory:
     now: datetime
     host: str | None = None  # the server whose journal entries are told
     other_hosts: tuple[str, ...] = ()  # servers with entries for the model, left out
+    total: int | None = None  # items in the window; more than len(items) when cut
+
+    @property
+    def left_out(self) -> int:
+        """The older items not shown (the ``limit`` of :func:`tell`)."""
+        return max(0, (self.total or 0) - len(self.items))
 
     def headline_text(self, tz: tzinfo | None = None) -> str:
         # Notes in the timeline (a server start, a recording that stopped) are not
@@ -467,10 +473,14 @@ def tell(
     now: datetime,
     tz: tzinfo | None = None,
     since: datetime | None = None,
-    limit: int = 30,
+    limit: int | None = 30,
 ) -> TotalStory:
     """The model's story from ``journal_story`` (a :class:`ollama_resident.why.Story`) and
-    the facts of ``timeline`` for which ``matches`` is true (its name, or its blob)."""
+    the facts of ``timeline`` for which ``matches`` is true (its name, or its blob).
+
+    The ``limit`` newest items are kept (None: all); a note then says how many of how
+    many, back to when, and ``total`` counts them all. Give ``journal_story`` uncut
+    (``build_story(limit=None)``) so that the count is true."""
     journal_items = [_journal_told(i) for i in journal_story.items]
     if since is not None:
         journal_items = [i for i in journal_items if i.time >= since]
@@ -530,7 +540,7 @@ def tell(
     merged.extend(jt for k, jt in reversed(list(enumerate(journal_items))) if k not in used)
     order = {id(t): n for n, t in enumerate(merged)}
     merged.sort(key=lambda t: (t.time, order[id(t)]), reverse=True)
-    items = tuple(merged[:limit])
+    items = tuple(merged if limit is None else merged[:limit])
 
     # Notes: what the journal could not cover (only when the log does not fill in) ...
     log_level = None
@@ -551,6 +561,11 @@ def tell(
     # ... and what the log could not.
     if timeline is not None and log is not None:
         notes.extend(_log_notes(model, timeline, log, mine, log_level))
+        ahead = clock_note(timeline, now, tz)
+        if ahead:
+            notes.append(ahead)
+    if len(items) < len(merged):
+        notes.insert(0, cut_note(len(items), len(merged), items[-1].time, since, tz, now))
     return TotalStory(
         model=model,
         items=items,
@@ -568,6 +583,43 @@ def tell(
         now=now,
         host=getattr(journal_story, "host", None),
         other_hosts=tuple(getattr(journal_story, "other_hosts", ())),
+        total=len(merged),
+    )
+
+
+def cut_note(
+    shown: int,
+    total: int,
+    oldest: datetime,
+    since: datetime | None,
+    tz: tzinfo | None = None,
+    now: datetime | None = None,
+) -> str:
+    """What a story cut at its newest ``shown`` of ``total`` items left out, and how to
+    see it: ``30 newest of 343 shown (back to 21:03:12); --limit 0 shows all of them``."""
+    window = f" since {_clock(since, tz, now)}" if since is not None else ""
+    return (
+        f"{shown} newest of {total} items{window} shown (back to {_clock(oldest, tz, now)}); "
+        "--limit 0 shows all of them, --since a shorter window."
+    )
+
+
+_AHEAD_S = 60.0  # a server clock ahead by less is ordinary drift (and [GIN]'s whole seconds)
+
+
+def clock_note(timeline: Timeline, now: datetime, tz: tzinfo | None = None) -> str | None:
+    """A note when the log's times run ahead of this machine's clock (``now``): the
+    server's clock is off, or the log was written with another zone; None otherwise."""
+    last = timeline.last_time
+    if last is None or (last - now).total_seconds() <= _AHEAD_S:
+        return None
+    from ollama_resident.vocabulary import span
+
+    return (
+        f"The server log's times run up to {span((last - now).total_seconds())} ahead of "
+        f"this machine's clock (its last line: {_clock(last, tz, now)}): the server's clock "
+        "is off, or its log was written in another time zone. Times are shown as the log "
+        "has them."
     )
 
 
@@ -842,6 +894,8 @@ def to_json(story: TotalStory) -> dict[str, Any]:
         "covers": [format_time(t) for t in story.covers] if story.covers else None,
         "host": story.host,
         "other_hosts": list(story.other_hosts),
+        "items_total": len(story.items) if story.total is None else story.total,
+        "truncated": story.left_out > 0,
     }
 
 

@@ -81,14 +81,20 @@ def span(seconds: float) -> str:
 
 
 def ago(t: datetime, now: datetime) -> str:
-    """How long before ``now`` ``t`` was: ``just now``, ``8m 12s ago``, ``2d 03h ago``.
+    """How long before ``now`` ``t`` was: ``just now``, ``8m 12s ago``, ``2d 03h ago``;
+    a time more than a second after ``now`` (a log written by a clock that runs ahead)
+    is ``20h 03m ahead of this clock``, never "just now".
 
     >>> from datetime import timedelta, timezone
     >>> now = datetime(2026, 1, 5, 14, 0, tzinfo=timezone.utc)
     >>> ago(now, now), ago(now - timedelta(seconds=492), now)
     ('just now', '8m 12s ago')
+    >>> ago(now + timedelta(hours=20, minutes=3), now)
+    '20h 03m ahead of this clock'
     """
     seconds = (now - t).total_seconds()
+    if seconds <= -1:
+        return f"{span(-seconds)} ahead of this clock"
     if seconds < 1:
         return "just now"
     return f"{span(seconds)} ago"

@@ -726,12 +726,13 @@ def build_story(
     now: datetime,
     journal: str | None = None,
     tz: tzinfo | None = None,
-    limit: int = 30,
+    limit: int | None = 30,
     host: str | None = None,
 ) -> Story:
     """The model's recent life from ``events`` (the whole journal, oldest first).
 
-    Newest first, at most ``limit`` items; notes say what the journal cannot cover.
+    Newest first, at most ``limit`` items (None: all); notes say what the journal cannot
+    cover.
     ``host`` (a server URL as the journal writes it, ``http://127.0.0.1:11434``) tells
     only that server's entries and notes the other servers that have some for the model;
     None tells every server's, naming each item's server when there are several.
@@ -843,7 +844,8 @@ def build_story(
     # runner after the old one's end) comes first.
     order = {id(item): n for n, item in enumerate(items)}
     items.sort(key=lambda i: (i.time, order[id(i)]), reverse=True)
-    items = items[:limit]
+    if limit is not None:
+        items = items[:limit]
 
     # Coverage.
     if not ordered and anything:

@@ -490,6 +490,12 @@ def journal_show(
     # One event recorded twice (a watch's poll and the command that caused it) is shown
     # once, as `why` tells it: the command's cause wins.
     events = why.merge_duplicates(journal.read(model=model))
+    if model is not None and not any(e.model for e in events):
+        # Server and recording lines alone would read as the model's story: say it has none.
+        _no_entries(out, model, journal)
+        if json_output:
+            out.data("[]")
+        return
     if limit:
         events = events[-limit:]
     if json_output:
@@ -514,6 +520,23 @@ def journal_show(
         subject = e.model or e.host or "-"
         lines.extend(hang(printable(f"{subject}  {why.describe(e)}"), width, f"{when}  "))
     out.data("\n".join(lines))
+
+
+def _no_entries(out: Any, model: str, journal: Any) -> None:
+    """Say on stderr that the journal has no entry for ``model``, with the close names
+    it has (as `why` does)."""
+    from ollama_resident.models import canonical_name
+    from ollama_resident.resolve import close_matches
+
+    known = {canonical_name(e.model): None for e in journal.read() if e.model}
+    near = close_matches(model, known)
+    if near:
+        hint = "; did you mean " + " or ".join(f'"{m}"' for m in near) + "?"
+    elif known:
+        hint = ". It has: " + ", ".join(list(known)[:8]) + ("..." if len(known) > 8 else ".")
+    else:
+        hint = ". Start recording with `ollama-resident watch` (or `guard`)."
+    out.info(f'No events for "{model}" in {journal.path}{hint}')
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from ollama_resident.cli._progress import Activity
-    from ollama_resident.logsource import LogSource
+    from ollama_resident.logsource import LogSource, ServerLines
     from ollama_resident.logstory import LogInfo, TotalStory
     from ollama_resident.logtimeline import Timeline
 
@@ -63,11 +63,22 @@ def why(
         typer.Option(
             "--since",
             help="Only what happened in this last DURATION (e.g. 30m, 2h). "
-            "Default: everything read for one model, 2h without one.",
+            "Default: everything read for one model (the newest --limit items shown), "
+            "2h without one.",
             metavar="DURATION",
             show_default=False,
         ),
     ] = None,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            help="Show a model's N newest items (0: all); a note says how many were left "
+            "out and how far back the shown ones reach.",
+            metavar="N",
+            min=0,
+        ),
+    ] = 30,
     log_mb: Annotated[
         int,
         typer.Option(
@@ -97,6 +108,7 @@ def why(
     Examples:
       ollama-resident why llama3.2
       ollama-resident why                       # every model, last 2 hours
+      ollama-resident why llama3.2 --since 1d --limit 0   # a whole day, every item
       ollama-resident why llama3.2 --server-log ~/.ollama/logs/server.log
       journalctl -u ollama --since today | ollama-resident why llama3.2 --server-log -
       ollama-resident why qwen2.5:14b --docker ollama --json
@@ -135,12 +147,17 @@ def why(
     timeline: Timeline | None = None
     if source is not None:
         from ollama_resident.cli._progress import Activity
+        from ollama_resident.logsource import ServerLines
         from ollama_resident.logtimeline import read_timeline
 
+        server_lines = ServerLines()
         with Activity(out) as progress:
             progress.start(f"reading the server log: {source.describe()}")
-            timeline = read_timeline(_shown(source, progress), tz=tz)
+            timeline = read_timeline(_shown(source, progress, server_lines), tz=tz)
         info = _info(source, info)
+        timeline, info = _only_ollama(
+            timeline, info, server_lines, explicit=server_log is not None or docker is not None
+        )
     model_digest: str | None = None
     if timeline is not None and timeline.facts:
         model_digest, answered = _name_blobs(timeline, target, model)
@@ -153,10 +170,17 @@ def why(
     def tell(name: str, matches: Callable[[Any], bool]) -> TotalStory:
         """The journal's and the log's story of ``name`` (log facts chosen by ``matches``)."""
         journaled = story.build_story(
-            name, events, now=now, journal=str(journal.path), host=target.display
+            name, events, now=now, journal=str(journal.path), host=target.display, limit=None
         )
         return logstory.tell(
-            name, journaled, timeline, matches=matches, log=info, now=now, since=since_at
+            name,
+            journaled,
+            timeline,
+            matches=matches,
+            log=info,
+            now=now,
+            since=since_at,
+            limit=limit or None,
         )
 
     if model is not None:
@@ -179,11 +203,15 @@ def why(
             # A typo reads like a model with no history: say so, with the names that are there.
             from ollama_resident.resolve import close_matches
 
-            seen = {e.model: None for e in events if e.model}
+            seen = {e.model: None for e in events if e.model}  # every server's
             if timeline is not None:
                 seen.update({f.model: None for f in timeline.facts if f.model})
             known = {canonical_name(m): None for m in seen}  # a few names, many facts
             where = "the journal or the server log" if timeline is not None else "the journal"
+            if name in known:
+                if since_at is not None and _older(name, since_at, events, timeline, target):
+                    out.info(f"{name} has entries before the --since {since} window only.")
+                return  # or from another server: the story's note says where
             near = close_matches(model, known)
             out.info(
                 f'"{model}" is not in {where}'
@@ -211,6 +239,9 @@ def why(
             stories.append(s)
     stories.sort(key=lambda s: s.items[0].time, reverse=True)
     notes = []
+    ahead = logstory.clock_note(timeline, now, tz) if timeline is not None else None
+    if ahead:
+        notes.append(ahead)
     if timeline is not None and timeline.lines and not timeline.has_debug:
         notes.append(
             "The server log is at INFO: loads, reloads and restarts show; unload causes "
@@ -232,6 +263,23 @@ def why(
             ]
             text += "\n\n" + "\n".join(bare)
         out.data(text)
+
+
+def _older(
+    name: str, since: datetime, events: list[Any], timeline: Timeline | None, target: Any
+) -> bool:
+    """Whether the journal (this server's part) or the log has ``name`` before ``since``."""
+    from ollama_resident.models import names_match
+
+    if timeline is not None and any(
+        f.model == name and f.time < since for f in timeline.facts if f.model
+    ):
+        return True
+    return any(
+        e.time < since and names_match(e.model, name)
+        for e in events
+        if e.model and (e.host == target.display or not e.host)
+    )
 
 
 def _as_blob(model: str) -> str | None:
@@ -265,10 +313,14 @@ def _bare_sources(
     return lines
 
 
-def _shown(source: LogSource, progress: Activity) -> Iterator[tuple[bytes, int | None, str | None]]:
-    """The source's blocks, the megabytes read so far on the progress line (a terminal)."""
+def _shown(
+    source: LogSource, progress: Activity, server_lines: ServerLines
+) -> Iterator[tuple[bytes, int | None, str | None]]:
+    """The source's blocks, the megabytes read so far on the progress line (a terminal);
+    ``server_lines`` sees each block (whether any line is Ollama's)."""
     read = shown = 0
     for block in source.blocks:
+        server_lines.feed(block[0])
         read += len(block[0])
         if progress.shown and read - shown >= 8_000_000:
             shown = read
@@ -314,6 +366,35 @@ def _open_log(
     if src is None:
         return None, LogInfo(None, None, failed)
     return src, LogInfo(src.kind, src.name, failed)
+
+
+def _only_ollama(
+    timeline: Timeline, info: LogInfo, server_lines: ServerLines, *, explicit: bool
+) -> tuple[Timeline | None, LogInfo]:
+    """The timeline of a log that holds Ollama's lines. A log of blank lines only is an
+    empty log; one with lines but none of Ollama's server (a README, another program's
+    log) is a usage error when it was given (--server-log, --docker), and a place tried
+    and not used when it was found."""
+    from ollama_resident.errors import UsageError
+    from ollama_resident.logstory import LogInfo
+
+    if server_lines.found or not timeline.lines:
+        return timeline, info
+    if server_lines.blank:
+        return dataclasses.replace(timeline, lines=0), info
+    n = timeline.lines
+    why_not = f"no line of Ollama's server found in {n} line{'s' if n != 1 else ''}"
+    if explicit:
+        raise UsageError(
+            f"{info.name}: not an Ollama server log ({why_not})",
+            hint="give --docker the container that runs `ollama serve` (`docker ps`)"
+            if info.kind == "docker"
+            else "give the log Ollama's server writes: `journalctl -u ollama`, "
+            "~/.ollama/logs/server.log, `docker logs CONTAINER`; or leave --server-log out "
+            "to let why find it",
+        )
+    attempts = (*info.attempts, (info.name or "?", f"not an Ollama server log ({why_not})"))
+    return None, LogInfo(None, None, attempts)
 
 
 def _info(source: LogSource, info: LogInfo | None) -> LogInfo:
