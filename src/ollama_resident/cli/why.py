@@ -108,7 +108,7 @@ def why(
     Examples:
       ollama-resident why llama3.2
       ollama-resident why                       # every model, last 2 hours
-      ollama-resident why llama3.2 --since 1d --limit 0   # a whole day, every item
+      ollama-resident why llama3.2 --since 1d --limit 0   # a day, every item
       ollama-resident why llama3.2 --server-log ~/.ollama/logs/server.log
       journalctl -u ollama --since today | ollama-resident why llama3.2 --server-log -
       ollama-resident why qwen2.5:14b --docker ollama --json
