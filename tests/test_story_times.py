@@ -73,7 +73,8 @@ def test_why_with_the_server_log_tells_each_event_once_in_order(
         assert cli(*args).exit_code == 0, args
     causes = {
         "llama3.2": "unloaded: evicted to make room for tiny2:latest",
-        "tiny": "unloaded: stopped by POST /api/generate from 127.0.0.1",
+        # The journal knows which command sent the request the log shows: both are told.
+        "tiny": "unloaded: stopped by ollama-resident unload (POST /api/generate from 127.0.0.1",
         "tiny2": "unloaded: evicted to make room for tiny3:latest",
     }
     for model, cause in causes.items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -77,6 +77,11 @@ class Told:
     detail: Mapping[str, Any] = field(default_factory=dict)
     note: bool = False  # a mark in the timeline (recording stopped, a server start), not
     # something that happened to the model
+    # The log facts it tells (to tell them again with the command the journal names):
+    # the fact, the model's next keep-alive fact, the new runner of a reload told with it.
+    fact: LogFact | None = field(default=None, compare=False, repr=False)
+    after: LogFact | None = field(default=None, compare=False, repr=False)
+    new_runner: LogFact | None = field(default=None, compare=False, repr=False)
 
     @property
     def gone(self) -> bool:
@@ -149,10 +154,112 @@ def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
 
 
-def _by(req: Request | None, tz: tzinfo | None, now: datetime | None) -> str:
+def sent_at(
+    req: Request, during: datetime | None = None, ended: datetime | None = None
+) -> datetime:
+    """When the request was made, to about a second.
+
+    A ``[GIN]`` line is written when the answer ends, with that time cut to the whole
+    second (gin's ``2006/01/02 - 15:04:05``) and the latency: the request began in
+    ``[end - latency, end - latency + 1s)``, ``req.start`` being the first moment. A line
+    of the server's own (times to the millisecond) narrows it: ``ended``, one written as
+    the request ended (the timer it leaves), gives the start as that time minus the
+    latency; ``during``, one the request caused (a load, an eviction, a stop), comes
+    right after it began (and bounds it: it began before). Without either, the middle of
+    the second it may have begun in.
+    """
+    lo = req.start
+    hi = lo + timedelta(seconds=1)
+    latency = req.end - req.start
+    guess = lo + (hi - lo) / 2
+    if ended is not None and lo <= ended - latency < hi:
+        guess = ended - latency
+    if during is not None and lo <= during < hi and (ended is None or during < guess):
+        guess = during  # it began before anything it caused
+    return guess
+
+
+def sent_times(facts: Sequence[LogFact]) -> dict[int, datetime]:
+    """When each request the ``facts`` name was sent (by its ``[GIN]`` line number), from
+    the best line of the server's own any of them rests on: one request is told at one
+    time in every line of a story."""
+    requests: dict[int, Request] = {}
+    during: dict[int, datetime] = {}
+    ended: dict[int, datetime] = {}
+    for f in facts:
+        r = f.request
+        if r is None:
+            continue
+        requests[r.line_no] = r
+        d, e = _anchor(f)
+        if e is not None:
+            ended.setdefault(r.line_no, e)
+        if d is not None:
+            during[r.line_no] = min(during.get(r.line_no, d), d)
+    return {n: sent_at(r, during.get(n), ended.get(n)) for n, r in requests.items()}
+
+
+def request_when(
+    req: Request,
+    tz: tzinfo | None = None,
+    now: datetime | None = None,
+    sent: datetime | None = None,
+) -> str:
+    """``at 16:37:17`` (when it was sent), or ``sent at 16:38:19, answered at 16:38:21`` when
+    the answer took a second or more: never the end alone, which reads as the start.
+    ``sent``: the estimate of :func:`sent_at` (None: from the ``[GIN]`` line alone)."""
+    at = _clock(sent or sent_at(req), tz, now)
+    if (req.end - req.start).total_seconds() >= 1.0:
+        return f"sent at {at}, answered at {_clock(req.end, tz, now)}"
+    return f"at {at}"
+
+
+def request_text(
+    req: Request,
+    tz: tzinfo | None = None,
+    now: datetime | None = None,
+    sent: datetime | None = None,
+) -> str:
+    """``POST /api/generate from 127.0.0.1 at 16:37:17`` (or ``..., sent at A, answered at
+    B``)."""
+    when = request_when(req, tz, now, sent)
+    return f"{req.describe()}{',' if when.startswith('sent') else ''} {when}"
+
+
+def _sent(f: LogFact | None, sent: Mapping[int, datetime] | None) -> datetime | None:
+    """When ``f``'s request was sent: from ``sent`` (:func:`sent_times`), else its own line."""
+    if f is None or f.request is None:
+        return None
+    known = (sent or {}).get(f.request.line_no)
+    return known if known is not None else sent_at(f.request, *_anchor(f))
+
+
+def _by(
+    f: LogFact,
+    tz: tzinfo | None,
+    now: datetime | None,
+    sent: Mapping[int, datetime] | None = None,
+    command: str | None = None,
+) -> str:
+    """`` by POST /api/generate from 127.0.0.1 at 16:37:17`` (``f``'s request); with the
+    ``command`` of ours that sent it (the journal knows): `` by ollama-resident apply work
+    (POST ... at ...)``."""
+    req = f.request
     if req is None:
-        return ""
-    return f" by {req.method} {req.path} from {req.client} at {_clock(req.end, tz, now)}"
+        return f" by {command}" if command else ""
+    what = request_text(req, tz, now, _sent(f, sent))
+    return f" by {command} ({what})" if command else f" by {what}"
+
+
+def _anchor(f: LogFact | None) -> tuple[datetime | None, datetime | None]:
+    """``(during, ended)`` for :func:`sent_at`: a timer is set as its request ends (so is
+    a keep_alive 0 prompt's unload); a load, an eviction, a stop or a reload happen while
+    the request that caused it runs."""
+    if f is None:
+        return None, None
+    if f.kind == "keep_alive" or f.detail.get("how") == "keep_alive_0_prompt":
+        return None, f.time
+    return f.time, None
 
 
 def _size(n: Any) -> str:
@@ -176,13 +283,20 @@ def describe_fact(
     tz: tzinfo | None = None,
     now: datetime | None = None,
     after: LogFact | None = None,
+    subject: str | None = None,
+    command: str | None = None,
+    sent: Mapping[int, datetime] | None = None,
 ) -> tuple[str, list[str]]:
     """One log fact in words: the summary line and its evidence sentences.
 
-    ``after`` is the model's next keep-alive fact (a reload's new keep-alive).
+    ``after`` is the model's next keep-alive fact (a reload's new keep-alive);
+    ``subject``: the blob digest of the model whose story it is (an INFO eviction that may
+    have been its own is told from its side); ``command``: ours that sent the request
+    (``ollama-resident apply work``, from the journal), named beside the request;
+    ``sent``: when each request was sent (:func:`sent_times`; None: from ``f`` alone).
     """
     d = f.detail
-    by = _by(f.request, tz, now)
+    by = _by(f, tz, now, sent, command)
     ev: list[str] = []
     if f.kind == "server_start":
         version = d.get("version")
@@ -232,12 +346,16 @@ def describe_fact(
     if f.kind == "evicted_unknown":
         cands = ", ".join(_name(c, names) for c in d.get("candidates") or [])
         limit = d.get("limit")
-        text = (
+        loaded = (
             f"{_name(d.get('by_digest'), names)} loaded while {d.get('runners')} models were "
-            f"loaded, the limit"
-            + (f" (OLLAMA_MAX_LOADED_MODELS={limit})" if limit else "")
-            + f": one of {cands or 'the others'} was unloaded to make room"
+            f"loaded, the limit" + (f" (OLLAMA_MAX_LOADED_MODELS={limit})" if limit else "")
         )
+        if subject is not None and subject in (d.get("candidates") or []):
+            # Told in the story of one of the models that may have made room: say first
+            # what may have happened to it, then why.
+            text = f"perhaps evicted: {loaded}{by}, and one of {cands} was unloaded to make room"
+        else:
+            text = f"{loaded}{by}: one of {cands or 'the others'} was unloaded to make room"
         ev.append("an INFO log does not name the model that was unloaded; a DEBUG log does")
         return text, ev
     # unloaded
@@ -252,7 +370,9 @@ def describe_fact(
         text = "unloaded: a request with keep_alive 0 ended" + by
         ev.append("Ollama unloads a model as soon as a request with keep_alive 0 ends")
     elif cause == "stopped":
-        text = "unloaded: stopped" + (by or " by a request") + " (keep_alive 0, or `ollama stop`)"
+        text = "unloaded: stopped" + (by or " by a request")
+        if not command:
+            text += " (keep_alive 0, or `ollama stop`)"
         ev.append(
             "nothing else (no timer, no eviction, no reload) preceded the unload: an explicit "
             "stop from a client"
@@ -271,8 +391,8 @@ def describe_fact(
                 if limit
                 else " (the loaded-model limit was reached)"
             )
-        if f.request is not None:
-            ev.append(f"{victim_for} was asked for{_by(f.request, tz, now)}")
+        if f.request is not None or command:
+            ev.append(f"{victim_for} was asked for{by}")
         ev.append(
             "Ollama unloads the idle model with the shortest keep-alive"
             + (f"; this one had {ka}" if ka else "")
@@ -341,8 +461,17 @@ def _from_fact(
     tz: tzinfo | None,
     now: datetime,
     after: LogFact | None,
+    *,
+    subject: str | None = None,
+    command: str | None = None,
+    new_runner: LogFact | None = None,
+    sent: Mapping[int, datetime] | None = None,
 ) -> Told:
-    summary, ev = describe_fact(f, names=names, tz=tz, now=now, after=after)
+    """``f`` as an item; ``new_runner``: a reload's load, told in the same item (one
+    reload, one item: the old runner going and the new one loading are one change)."""
+    summary, ev = describe_fact(
+        f, names=names, tz=tz, now=now, after=after, subject=subject, command=command, sent=sent
+    )
     conf = f.confidence
     if conf == "likely":
         summary += " (likely)"
@@ -357,6 +486,19 @@ def _from_fact(
             if d.get("before_forever") and not d.get("forever")
             else ("pinned" if d.get("forever") else "window_changed")
         )
+    source = _log_source(f)
+    detail = {k: v for k, v in f.detail.items() if k != "config"} | (
+        {"config": f.detail["config"]} if "config" in f.detail else {}
+    )
+    if new_runner is not None:
+        loaded, load_ev = describe_fact(new_runner, names=names, tz=tz, now=now, sent=sent)
+        # The new runner's facts, without the request the reload already names.
+        if new_runner.request is not None:
+            loaded = loaded.replace(_by(new_runner, tz, now, sent), "")
+        loaded = loaded.replace("loaded again with other options", "loaded", 1)
+        ev = [f"the new runner {loaded}", *load_ev, *ev]
+        source["lines"] = sorted({*source["lines"], *(new_runner.lines or [new_runner.line_no])})
+        detail["new_runner"] = _plain(new_runner.detail)
     return Told(
         time=f.time,
         event=event,
@@ -364,12 +506,27 @@ def _from_fact(
         summary=summary,
         confidence=conf,
         evidence=tuple(ev),
-        sources=(_log_source(f),),
-        request=f.request,
+        sources=(source,),
+        request=f.request or (new_runner.request if new_runner else None),
         note=f.kind == "server_start",
-        detail={k: v for k, v in f.detail.items() if k != "config"}
-        | ({"config": f.detail["config"]} if "config" in f.detail else {}),
+        detail=detail,
+        fact=f,
+        after=after,
+        new_runner=new_runner,
     )
+
+
+def _command_of(jt: Told) -> str | None:
+    """The command of ours the journal entry names (``ollama-resident apply work``), if it
+    acted: a command's own line, or a poll's that put the change down to it."""
+    from ollama_resident.events import TOOL
+    from ollama_resident.why import _command_text
+
+    d = jt.detail
+    action = d.get("action")
+    if not action or TOOL not in (d.get("by"), d.get("seen_by")):
+        return None
+    return _command_text(action, d.get("profile"))
 
 
 def _journal_told(item: Any) -> Told:
@@ -387,8 +544,24 @@ def _journal_told(item: Any) -> Told:
     )
 
 
+def _kind(t: Told) -> tuple[str, ...]:
+    """What a journal entry and a log fact must share to be one change: a load (a guard's
+    ``restored`` is one), an unload (whatever cause each gives: the surer one is told), or
+    a keep-alive change in the same direction: a pin reset (forever to a window) pairs
+    with a pin reset, a re-pin (a guard's ``reasserted`` of forever) with a re-pin, another
+    window with another window. A reset and the re-pin that undid it are two changes."""
+    if t.event == "restored":
+        return ("loaded",)
+    if t.event == "reasserted":
+        forever = t.detail.get("keep_alive") == "forever"
+        return ("keep_alive_changed", "pinned" if forever else "window_changed")
+    if t.event == "keep_alive_changed":
+        return ("keep_alive_changed", t.reason or "")
+    return (t.event,)
+
+
 def _same(log: Told, jt: Told) -> bool:
-    if log.event != jt.event and not (log.event == "loaded" and jt.event == "restored"):
+    if _kind(log) != _kind(jt):
         return False
     since = jt.detail.get("since")
     lo = jt.time - timedelta(seconds=_MATCH_AFTER_S)
@@ -405,7 +578,13 @@ def _across(log: Told, jt: Told, log_items: Sequence[Told]) -> bool:
     then the journal entry is not this fact's (it would tell one event under another)."""
     lo, hi = sorted((log.time, jt.time))
     return any(
-        m is not log and not m.note and m.event != "server_start" and lo < m.time < hi
+        m is not log
+        and not m.note
+        and m.event != "server_start"
+        and lo < m.time < hi
+        # The timer a load's own request leaves when it ends comes before the answer
+        # that a command (a guard's restore) journals: it is part of that load.
+        and not (log.event == "loaded" and m.event == "keep_alive_changed")
         for m in log_items
     )
 
@@ -425,11 +604,32 @@ def _log_tells_gap(gap: Told, log_items: Sequence[Told]) -> bool:
     return any(li.event == "unloaded" and start <= li.time <= gap.time for li in log_items)
 
 
-def _merge(log: Told, jt: Told) -> Told:
+def _merge(
+    log: Told,
+    jt: Told,
+    names: Mapping[str, str],
+    tz: tzinfo | None,
+    now: datetime,
+    sent: Mapping[int, datetime] | None = None,
+) -> Told:
+    command = _command_of(jt)
+    if command and log.fact is not None:
+        # The journal knows which command of ours sent the request the log shows: both
+        # are true, and both are told.
+        log = _from_fact(
+            log.fact,
+            names,
+            tz,
+            now,
+            log.after,
+            command=command,
+            new_runner=log.new_runner,
+            sent=sent,
+        )
     sources = (*jt.sources, *log.sources)
     log_debug = any(s.get("level") == "DEBUG" for s in log.sources)
     if log.confidence == "certain" and (log_debug or jt.confidence != "certain"):
-        seen = f"the journal saw it at {_clock(jt.time)}: {jt.summary}"
+        seen = f"the journal saw it at {_clock(jt.time, tz, now)}: {jt.summary}"
         evidence = (*log.evidence, seen) if jt.summary != log.summary else log.evidence
         return Told(
             log.time,
@@ -445,7 +645,9 @@ def _merge(log: Told, jt: Told) -> Told:
     extra = list(jt.evidence)
     if log.request is not None:
         extra.append(
-            f"the server log has the request: {log.request.describe()} (line {log.request.line_no})"
+            f"the server log has the request: "
+            f"{request_text(log.request, tz, now, _sent(log.fact, sent))} "
+            f"(line {log.request.line_no})"
         )
     for e in log.evidence:
         if e not in extra:
@@ -460,6 +662,30 @@ def _merge(log: Told, jt: Told) -> Told:
         sources,
         log.request,
         {**log.detail, **jt.detail},
+    )
+
+
+def _with_journal_load(item: Told, jt: Told, tz: tzinfo | None, now: datetime) -> Told:
+    """A reload told as one item takes the journal's entry of the new runner too."""
+    sources = (
+        item.sources
+        if any(s.get("kind") == "journal" for s in item.sources)
+        else (
+            {"kind": "journal"},
+            *item.sources,
+        )
+    )
+    seen = f"the journal saw it loaded again at {_clock(jt.time, tz, now)}: {jt.summary}"
+    return Told(
+        item.time,
+        item.event,
+        item.reason,
+        item.summary,
+        item.confidence,
+        (*item.evidence, seen),
+        sources,
+        item.request,
+        {**item.detail, "new_runner_journal": dict(jt.detail)},
     )
 
 
@@ -488,7 +714,9 @@ def tell(
     notes: list[str] = []
     names = timeline.names if timeline else {}
     mine: list[LogFact] = []
+    sent: dict[int, datetime] = {}
     if timeline is not None:
+        sent = sent_times(timeline.facts)
         digests = {f.digest for f in timeline.facts if f.digest and matches(f)}
         for f in timeline.facts:
             candidates = set(f.detail.get("candidates") or [])
@@ -500,16 +728,33 @@ def tell(
                 mine.append(f)
         # Server starts matter only while the model was around.
         first = next((i for i, f in enumerate(mine) if f.digest), None)
+        folded: set[int] = set()
         for i, f in enumerate(mine):
-            if f.kind == "server_start" and (first is None or i < first - 1):
+            if i in folded or (f.kind == "server_start" and (first is None or i < first - 1)):
                 continue
-            after = None
+            after = new_runner = None
             if f.kind == "unloaded" and f.cause == "reloaded":
                 after = next(
                     (g for g in mine[i + 1 :] if g.kind == "keep_alive" and g.digest == f.digest),
                     None,
                 )
-            log_items.append(_from_fact(f, names, tz, now, after))
+                # The new runner's load: told with the reload, not as a second item.
+                n = next((k for k in range(i + 1, len(mine)) if mine[k].digest == f.digest), None)
+                if n is not None and mine[n].kind == "loaded" and mine[n].detail.get("reload"):
+                    new_runner = mine[n]
+                    folded.add(n)
+            log_items.append(
+                _from_fact(
+                    f,
+                    names,
+                    tz,
+                    now,
+                    after,
+                    subject=f.digest if f.digest in digests else _subject(f, digests),
+                    new_runner=new_runner,
+                    sent=sent,
+                )
+            )
         if since is not None:
             log_items = [i for i in log_items if i.time >= since]
     # Merge the same change seen by both: each journal entry with the log fact of its kind
@@ -518,22 +763,47 @@ def tell(
     journal_items = [
         jt for jt in journal_items if not (jt.event == "gap" and _log_tells_gap(jt, log_items))
     ]
+    # A reload told as one item takes the journal's "loaded again by the reload" too.
+    used: set[int] = set()
+    absorbed: dict[int, int] = {}
+    for a, li in enumerate(log_items):
+        if li.new_runner is None:
+            continue
+        as_load = replace(li, event="loaded", time=li.new_runner.time)
+        others = [m for m in log_items if m is not li]
+        pick = min(
+            (
+                k
+                for k, jt in enumerate(journal_items)
+                if k not in used
+                and jt.event == "loaded"
+                and jt.reason == "reload"
+                and _same(as_load, jt)
+                and not _across(as_load, jt, others)
+            ),
+            key=lambda k: abs((journal_items[k].time - li.time).total_seconds()),
+            default=None,
+        )
+        if pick is not None:
+            used.add(pick)
+            absorbed[a] = pick
     pairs = sorted(
         (abs((li.time - jt.time).total_seconds()), li.reason != jt.reason, a, k)
         for a, li in enumerate(log_items)
         for k, jt in enumerate(journal_items)
-        if _same(li, jt) and not _across(li, jt, log_items)
+        if k not in used and _same(li, jt) and not _across(li, jt, log_items)
     )
     twin_of: dict[int, int] = {}
-    used: set[int] = set()
     for _dt, _other_cause, a, k in pairs:
         if a not in twin_of and k not in used:
             twin_of[a] = k
             used.add(k)
     merged: list[Told] = [
-        _merge(li, journal_items[twin_of[a]]) if a in twin_of else li
+        _merge(li, journal_items[twin_of[a]], names, tz, now, sent) if a in twin_of else li
         for a, li in enumerate(log_items)
     ]
+    for a, k in absorbed.items():
+        merged[a] = _with_journal_load(merged[a], journal_items[k], tz, now)
     # The journal's items come newest first; add them oldest first like the log's, so that
     # of two at one moment (a reload's end and the new runner) the later-recorded one
     # comes first once sorted newest first.
@@ -623,6 +893,12 @@ def clock_note(timeline: Timeline, now: datetime, tz: tzinfo | None = None) -> s
     )
 
 
+def _subject(f: LogFact, digests: set[str]) -> str | None:
+    """The story's own blob among an INFO eviction's candidates (it may have been the one)."""
+    cands = [c for c in f.detail.get("candidates") or [] if c in digests]
+    return cands[0] if cands else None
+
+
 def _log_covers(span: tuple[datetime, datetime] | None, journal_items: Sequence[Told]) -> bool:
     """Whether the server log's ``span`` covers the time of the journal's entries (a few
     seconds' slack: the journal records an unload when an /api/ps read shows it, after
@@ -663,10 +939,7 @@ def _log_notes(
     if level == "INFO":
         stops = _stop_like(tl, mine)
         if stops:
-            shown = "; ".join(
-                f"{r.method} {r.path} from {r.client} at {_clock(r.end)} (line {r.line_no})"
-                for r in stops[:3]
-            )
+            shown = "; ".join(f"{request_text(r)} (line {r.line_no})" for r in stops[:3])
             more = f" and {len(stops) - 3} more" if len(stops) > 3 else ""
             notes.append(
                 f"After its last load, {len(stops)} request{'s' if len(stops) != 1 else ''} "
