@@ -252,6 +252,11 @@ def test_a_commands_load_and_its_eviction_name_the_command_and_the_request(
     assert "by ollama-resident apply work" in load["summary"], load
     assert load["request"]["client"] == "127.0.0.1", load
     assert [s["kind"] for s in load["sources"]] == ["journal", "server_log"]
+    # The timer the same request left is the command's too.
+    [timer] = [i for i in data["items"] if i["event"] == "keep_alive_changed"]
+    assert timer["summary"].startswith(
+        "keep-alive set to 10m by ollama-resident apply work (POST /api/generate from 127.0.0.1"
+    ), timer
 
 
 # -- INFO logs, every model ---------------------------------------------------------------

@@ -367,7 +367,7 @@ def describe_fact(
         )
         ev.append("the server's timer expired (DEBUG line)")
     elif cause == "stopped" and d.get("how") == "keep_alive_0_prompt":
-        text = "unloaded: a request with keep_alive 0 ended" + by
+        text = "unloaded: stopped" + (by or " by a request") + ", a request with keep_alive 0"
         ev.append("Ollama unloads a model as soon as a request with keep_alive 0 ends")
     elif cause == "stopped":
         text = "unloaded: stopped" + (by or " by a request")
@@ -804,6 +804,30 @@ def tell(
     ]
     for a, k in absorbed.items():
         merged[a] = _with_journal_load(merged[a], journal_items[k], tz, now)
+    # Another fact of a request the journal put down to a command of ours (the timer a
+    # load by `apply work` left) is that command's too.
+    sent_by: dict[int, str] = {}
+    for a, k in twin_of.items():
+        command = _command_of(journal_items[k])
+        request = log_items[a].request
+        if command and request is not None:
+            sent_by.setdefault(request.line_no, command)
+    for a, li in enumerate(log_items):
+        req = li.request
+        if a in twin_of or a in absorbed or li.fact is None or req is None:
+            continue
+        if req.line_no not in sent_by:
+            continue
+        merged[a] = _from_fact(
+            li.fact,
+            names,
+            tz,
+            now,
+            li.after,
+            command=sent_by[req.line_no],
+            new_runner=li.new_runner,
+            sent=sent,
+        )
     # The journal's items come newest first; add them oldest first like the log's, so that
     # of two at one moment (a reload's end and the new runner) the later-recorded one
     # comes first once sorted newest first.
