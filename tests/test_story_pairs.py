@@ -125,6 +125,12 @@ def test_a_pin_reset_and_the_guards_repin_each_pair_with_their_own_kind(
     assert run.stdout.startswith(
         "tiny:latest: pinned again (keep-alive forever, was 5m) by ollama-resident guard"
     ), run
+    # One address pinned and reset it: the journal says the pins were the guard's.
+    note = " ".join(run.stdout.split())
+    assert (
+        "127.0.0.1 both pinned tiny:latest (the pins were ollama-resident guard's) and reset "
+        "its pin: the resets came from another program at that address" in note
+    ), run
 
 
 def test_with_a_watch_and_a_guard_recording_each_change_is_told_once(

@@ -854,7 +854,7 @@ def tell(
         notes.append(note)
     # ... and what the log could not.
     if timeline is not None and log is not None:
-        notes.extend(_log_notes(model, timeline, log, mine, log_level))
+        notes.extend(_log_notes(model, timeline, log, mine, log_level, sent_by))
         ahead = clock_note(timeline, now, tz)
         if ahead:
             notes.append(ahead)
@@ -935,8 +935,15 @@ def _log_covers(span: tuple[datetime, datetime] | None, journal_items: Sequence[
 
 
 def _log_notes(
-    model: str, tl: Timeline, log: LogInfo, mine: Sequence[LogFact], level: str | None
+    model: str,
+    tl: Timeline,
+    log: LogInfo,
+    mine: Sequence[LogFact],
+    level: str | None,
+    commands: Mapping[int, str] | None = None,
 ) -> list[str]:
+    """What the log could not say. ``commands``: the command of ours that sent a request
+    (by its ``[GIN]`` line), as the journal says."""
     notes: list[str] = []
     if not tl.lines:
         notes.append(f"The server log ({log.name}) is empty.")
@@ -976,13 +983,23 @@ def _log_notes(
             "eviction) nor keep-alive changes; those need OLLAMA_DEBUG=1 on the server."
         )
         notes.extend(debug_howto(log.kind, log.container))
-    shared = _shared_clients(mine)
-    for client in shared:
-        notes.append(
-            f"{client} both pinned {model} and reset its pin: if those were different "
-            "programs, they share that address (the server's own machine, or a proxy in "
-            "front of Ollama; a proxy that sets X-Forwarded-For shows the real client)."
-        )
+    where = (
+        "(the server's own machine, or a proxy in front of Ollama; a proxy that sets "
+        "X-Forwarded-For shows the real client)"
+    )
+    for client, pins, resets in _shared_clients(mine, commands or {}):
+        if pins and all(pins) and not any(resets):
+            # The journal says whose the pins were: the resets were another program's.
+            ours = ", ".join(sorted({c for c in pins if c}))
+            notes.append(
+                f"{client} both pinned {model} (the pins were {ours}'s) and reset its pin: "
+                f"the resets came from another program at that address {where}."
+            )
+        else:
+            notes.append(
+                f"{client} both pinned {model} and reset its pin: if those were different "
+                f"programs, they share that address {where}."
+            )
     if any(f.request and f.request.client.startswith("172.17.") for f in mine):
         notes.append(
             "172.17.x.x is Docker's bridge: every client outside the container shows this address."
@@ -1007,18 +1024,22 @@ def _stop_like(tl: Timeline, mine: Sequence[LogFact]) -> list[Request]:
     ]
 
 
-def _shared_clients(facts: Sequence[LogFact]) -> list[str]:
-    """Addresses that reset a pin and also set one: two programs behind one address."""
-    pinned: set[str] = set()
-    reset: set[str] = set()
+def _shared_clients(
+    facts: Sequence[LogFact], commands: Mapping[int, str]
+) -> list[tuple[str, list[str | None], list[str | None]]]:
+    """Addresses that reset a pin and also set one: two programs behind one address.
+    Each with the command of ours (or None) behind each of its pins and of its resets."""
+    pinned: dict[str, list[str | None]] = {}
+    reset: dict[str, list[str | None]] = {}
     for f in facts:
         if f.kind != "keep_alive" or f.request is None:
             continue
+        by = commands.get(f.request.line_no)
         if f.detail.get("forever"):
-            pinned.add(f.request.client)
+            pinned.setdefault(f.request.client, []).append(by)
         elif f.detail.get("before_forever"):
-            reset.add(f.request.client)
-    return sorted(pinned & reset)
+            reset.setdefault(f.request.client, []).append(by)
+    return [(c, pinned[c], reset[c]) for c in sorted(pinned.keys() & reset.keys())]
 
 
 def debug_howto(kind: str | None, container: str | None = None) -> list[str]:
