@@ -1245,11 +1245,16 @@ def render_overview(
     else:
         lines.append(f"Since {_clock(since, tz, now)}:")
         from ollama_resident import cells
+        from ollama_resident.layout import elide_middle
 
         column = max(cells.width(s.model) for s in stories)
+        if width is not None:
+            # The answers need the room: a long name gives up its middle, never its tag.
+            column = min(column, max(16, (width - 4) // 3))
         for s in stories:
             answer = s.headline_text(tz).split(": ", 1)[-1]
-            lines.extend(_wrap(answer, width, f"  {cells.ljust(s.model, column)}  "))
+            name = cells.ljust(elide_middle(s.model, column), column)
+            lines.extend(_wrap(answer, width, f"  {name}  ", " " * (column + 4)))
         lines.append("")
         lines.append("`ollama-resident why MODEL` tells one model's story with the evidence.")
     if notes:
