@@ -388,15 +388,62 @@ def test_two_guarded_models_that_evict_each_other_back_off_growing(
     server = make_ollama(max_loaded=1)
     guard, events = _guard(server, "tiny", "tiny2", interval=0.05)
     clock = _FrozenClock(guard)
-    delays = []
-    for _ in range(4):
-        before = len(events)
+    guard.check()  # loads both: the second evicts the first
+    swaps: list[float] = []  # the frozen clock at each new load
+    start = clock.now
+    while len(swaps) < 6 and clock.now - start < 200:
+        loads = len(server.load_history)
+        guard.check()
+        if len(server.load_history) > loads:
+            swaps.append(clock.now)
+        clock.now += 0.25
+    gaps = [b - a for a, b in zip(swaps, swaps[1:])]
+    assert len(gaps) == 5
+    # Each model's own back-off doubles (1 s, 2 s, 4 s...), the two taking turns.
+    assert gaps == sorted(gaps) and gaps[-1] >= 4 * gaps[0]
+
+
+def test_an_eviction_loop_is_reported_once_and_nobody_is_resident_again(
+    make_ollama: Callable[..., FakeOllama],
+):
+    # The trial: guard tiny tiny2 tiny3 with OLLAMA_MAX_LOADED_MODELS=2 warned at every swap,
+    # each time after "tiny2:latest resident again after earlier failures".
+    server = make_ollama(max_loaded=2)
+    guard, events = _guard(server, "tiny", "tiny2", "tiny3", interval=0.05)
+    clock = _FrozenClock(guard)
+    for _ in range(8):
         guard.check()
         guard.check()
-        delays += [e.detail["retry_in_s"] for e in events[before:] if e.event == "conflict"]
-        clock.now += 700  # past any back-off
-    assert len(delays) >= 2
-    assert delays == sorted(delays) and delays[-1] > delays[0]  # 1 s, 2 s, 4 s...
+        clock.now += 700  # past any back-off: the models swap again
+    assert len(server.load_history) >= 8  # they did swap, again and again
+    assert len([e for e in events if e.event == "conflict"]) == 1
+    assert [e for e in events if e.event == "recovered"] == []
+    seen: set[str] = set()
+    lines = [line for _level, line in render.guard_lines(events, seen)]
+    assert sum("cannot all stay loaded" in line for line in lines) == 1
+    assert not any("resident again" in line for line in lines)
+
+
+def test_an_eviction_loop_that_ends_is_over_and_a_new_one_is_reported(
+    make_ollama: Callable[..., FakeOllama],
+):
+    server = make_ollama(max_loaded=1)
+    guard, events = _guard(server, "tiny", "tiny2", interval=0.05)
+    clock = _FrozenClock(guard)
+    guard.check()
+    assert len([e for e in events if e.event == "conflict"]) == 1
+    server.max_loaded = 2  # the situation changes: room for both
+    clock.now += 700
+    guard.check()
+    guard.check()
+    assert set(_ps(server)) == {"tiny:latest", "tiny2:latest"}
+    assert [e.event for e in events].count("recovered") == 1
+    server.max_loaded = 1
+    httpx.post(f"{server.url}/api/generate", json={"model": "tiny3", "keep_alive": "1h"})
+    clock.now += 700
+    for _ in range(3):
+        guard.check()
+    assert len([e for e in events if e.event == "conflict"]) == 2  # a new episode, said again
 
 
 def test_guard_once_journals_its_restore(ollama: FakeOllama, cli: Callable[..., Run]):
@@ -431,3 +478,42 @@ def test_guard_loads_carry_the_time_each_load_finished(
     # tiny's load finished before tiny2's began: its entry is before tiny2's load in the log.
     assert loaded["tiny:latest"] <= acted["tiny:latest"].time < loaded["tiny2:latest"]
     assert acted["tiny2:latest"].time >= loaded["tiny2:latest"]
+
+
+def test_a_failure_line_keeps_the_clock_first(
+    make_ollama: Callable[..., FakeOllama], cli: Callable[..., Run]
+):
+    # The trial: "warning: HH:MM:SS  HOST ..." broke the time column; the clock comes first.
+    make_ollama(max_loaded=1)
+    env = {"FORCE_COLOR": "1", "NO_COLOR": "1"}
+    run = cli("guard", "tiny", "tiny2", "--once", "--no-journal", env=env)
+    assert run.exit_code == 1, run
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", run.stderr)  # bold stays under NO_COLOR
+    [line] = [line for line in plain.splitlines() if "error: " in line]
+    assert re.match(r"\d\d:\d\d:\d\d  error: tiny2:latest  loaded in ", line), run
+    assert "cannot all stay loaded" in run.stderr
+
+
+def test_a_server_not_reached_is_warned_with_the_clock_first(tmp_path: Path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connection refused
+    env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "FORCE_COLOR": "1", "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ollama_resident", "guard", "tiny", "--interval", "3600"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    with reaped(proc):
+        line = ""
+        while "still trying" not in line:
+            line = re.sub(r"\x1b\[[0-9;]*m", "", proc.stderr.readline())
+            assert line or proc.poll() is None, "guard ended before warning"
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    assert re.match(rf"\d\d:\d\d:\d\d  warning: http://127.0.0.1:{port}  could not reach", line)

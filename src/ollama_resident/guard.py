@@ -9,7 +9,10 @@ reset it) gets it re-asserted with the same no-reload context rule as ``pin``.
 
 No thrashing: a model whose restore fails, or whose restore evicts another
 guarded model (they cannot all fit), backs off exponentially, and the
-conflict or failure is reported once until it clears.
+conflict or failure is reported once until it clears. Guarded models that
+evict each other are one episode: reported once, when it starts (or when a
+model not yet in it is drawn in), and over only when a check finds every
+guarded model loaded at once; until then none of them is "resident again".
 
 No typer, no rich: events go to ``on_events``; the CLI decides how they look.
 """
@@ -70,6 +73,8 @@ class Guard:
     backoff_max: float = BACKOFF_MAX_S
     retries: bool = True  # False for `guard --once`: nothing is retried, so no retry_in_s
     _state: dict[str, _State] = field(default_factory=dict)
+    # Guarded models seen evicting each other in the episode already reported.
+    _clash: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for t in self.targets:
@@ -91,9 +96,12 @@ class Guard:
             return out
         now_mono = self.monotonic()
         todo: list[tuple[GuardTarget, str, str]] = []  # target, action, reason
+        found = {t.key: snap.find(t.request.model) for t in self.targets}
+        if all(found.values()):
+            self._clash.clear()  # every guarded model loaded at once: the episode is over
         for target in self.targets:
             state = self._state[target.key]
-            model = snap.find(target.request.model)
+            model = found[target.key]
             if model is None:
                 todo.append((target, "restored", self._gone_reason(target, observed)))
             else:
@@ -101,13 +109,15 @@ class Guard:
                 if drift is not None:
                     todo.append((target, "reasserted", drift))
                 elif state.failures and state.reported:
+                    if state.evicted_by is not None and self._clash:
+                        # Back only until the next swap: guarded models evicting each other
+                        # keep their count and their report, so the swaps back off (1 s,
+                        # 2 s, 4 s...) and the conflict is not said again at every swap.
+                        continue
                     out.append(
                         self._event(target, "recovered", None, {"after_failures": state.failures})
                     )
-                    if state.evicted_by is None:
-                        state.failures = 0
-                    # else: two guarded models evicting each other keep their count, so
-                    # the swaps back off (1 s, 2 s, 4 s...) instead of repeating every check.
+                    state.failures = 0
                     state.reported, state.evicted_by = None, None
         ready = [item for item in todo if self._state[item[0].key].next_try <= now_mono]
         if ready:
@@ -243,8 +253,11 @@ class Guard:
                 victim_state.failures += 1
                 delay = self._backoff(victim_state)
                 problem = f"conflict with {outcome.name}"
-                if victim_state.reported != problem:
-                    victim_state.reported = problem
+                pair = {canonical_name(victim), key}
+                news = not pair <= self._clash  # a model not yet in the reported episode
+                self._clash |= pair
+                victim_state.reported = problem
+                if news:
                     out.append(
                         ev.Event(
                             outcome.started_at or now,

@@ -155,10 +155,12 @@ class Output:
     def _message(self, text: str, style: str, prefix: str = "", hang: int = 0) -> None:
         """One message on stderr: ``prefix`` (``error: ``) in bold, then ``text``.
 
+        ``hang``: the first ``hang`` characters are an event line's clock; they come
+        before the prefix (``12:00:05  warning: ...``), so the time column holds.
         On a terminal a line too long for it wraps with a hanging indent: under the
         text after the prefix (``error: ``, ``  hint: ``), under the text after the
-        first ``hang`` characters (an event line's clock, as `watch`'s events), and two
-        spaces in for a message with neither. On a pipe or in a file: one line, as is.
+        clock (as `watch`'s events), and two spaces in for a message with neither.
+        On a pipe or in a file: one line, as is.
         """
         from ollama_resident.textsafe import printable
 
@@ -167,7 +169,9 @@ class Output:
             if self.rich_stderr:
                 self._wrapped(text, style, prefix, hang)
             else:
-                sys.stderr.write(f"{prefix}{text}\n")
+                lead = text[:hang] if 0 < hang < len(text) else ""
+                # An event line keeps its clock first: ``12:00:05  warning: ...``.
+                sys.stderr.write(f"{lead}{prefix}{text[len(lead) :]}\n")
                 sys.stderr.flush()
         except BrokenPipeError:
             _devnull(sys.stderr)  # nobody reads messages any more; carry on
@@ -182,10 +186,13 @@ class Output:
         lead = text[:hang] if 0 < hang < len(text) else ""
         rest = text[len(lead) :]
         first = cells.width(prefix + lead)
-        indent = first if first else 2
+        # An event line wraps under its text, after the clock (and the prefix, if any).
+        indent = cells.width(lead) if lead else first if first else 2
         lines = cells.hang(rest, console.width, " " * first, " " * indent)
-        line = Text(prefix, style=f"bold {style}") if prefix else Text()
-        line.append(lead, style=body)
+        # The clock first, then the prefix: ``12:00:05  warning: ...`` keeps the time column.
+        line = Text(lead, style=body)
+        if prefix:
+            line.append(prefix, style=f"bold {style}")
         line.append(lines[0][first:], style=body)
         for more in lines[1:]:
             line.append("\n")
