@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -386,7 +387,7 @@ def test_two_guarded_models_that_evict_each_other_back_off_growing(
     make_ollama: Callable[..., FakeOllama],
 ):
     server = make_ollama(max_loaded=1)
-    guard, events = _guard(server, "tiny", "tiny2", interval=0.05)
+    guard, _events = _guard(server, "tiny", "tiny2", interval=0.05)
     clock = _FrozenClock(guard)
     guard.check()  # loads both: the second evicts the first
     swaps: list[float] = []  # the frozen clock at each new load
@@ -397,7 +398,7 @@ def test_two_guarded_models_that_evict_each_other_back_off_growing(
         if len(server.load_history) > loads:
             swaps.append(clock.now)
         clock.now += 0.25
-    gaps = [b - a for a, b in zip(swaps, swaps[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(swaps)]
     assert len(gaps) == 5
     # Each model's own back-off doubles (1 s, 2 s, 4 s...), the two taking turns.
     assert gaps == sorted(gaps) and gaps[-1] >= 4 * gaps[0]
