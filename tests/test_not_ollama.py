@@ -164,3 +164,6 @@ def test_unload_and_guard_never_answered_exit_3_too(ollama: FakeOllama) -> None:
             f"error: Ollama at {ollama.url} accepted the connection but did not answer GET "
             "/api/ps within 10s"
         ) in stderr
+    # One attempt each, as the words say (guard --once asked twice: 20 s for "within 10s").
+    asked = [r for r in ollama.requests if r.path == "/api/ps"]
+    assert len(asked) == len(procs)

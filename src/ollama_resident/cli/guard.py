@@ -21,6 +21,7 @@ from ollama_resident.cli._options import (
 
 if TYPE_CHECKING:
     from ollama_resident.cli._output import Output
+    from ollama_resident.errors import ResidentError
     from ollama_resident.events import Event
     from ollama_resident.guard import Guard, GuardTarget
     from ollama_resident.host import Host
@@ -272,8 +273,10 @@ def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float)
         from ollama_resident.cli.load import wait_for_server
 
         wait_for_server(out, client, wait)
-    _learn_aliases(g)
+    unanswered = _learn_aliases(g)
     if once:
+        if unanswered is not None:
+            raise unanswered  # one attempt, in the words (and the time) it states
         events = g.check()
         g.on_events(watcher.stop())
         if not watcher.up:
@@ -292,16 +295,23 @@ def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float)
         g.run(stop)  # Ctrl-C and SIGTERM end it normally
 
 
-def _learn_aliases(g: Guard) -> None:
-    """Other names of one model file (`ollama cp`): guarded by the digest they share."""
-    from ollama_resident.errors import ResidentError
+def _learn_aliases(g: Guard) -> ResidentError | None:
+    """Other names of one model file (`ollama cp`): guarded by the digest they share.
+
+    Returns the error when the server did not answer (unreachable, or its timeout ran
+    out): ``--once`` reports that one attempt instead of waiting a second time.
+    """
+    from ollama_resident.errors import RequestTimeout, ResidentError, ServerUnreachable
     from ollama_resident.resolve import check_names
 
     try:
         names = [t.request.model for t in g.targets]
         check_names(g.client, names, g.client.ps(), strict=False)
+    except (ServerUnreachable, RequestTimeout) as exc:
+        return exc  # a running guard's first check says so (and keeps trying)
     except ResidentError:
-        pass  # the server is down or odd: the first check says so
+        pass  # the server is odd: the first check says so
+    return None
 
 
 def _run_many(
@@ -323,7 +333,9 @@ def _run_many(
 
         def check(h: Host) -> list[Event]:
             g = by_url[h.url]
-            _learn_aliases(g)
+            unanswered = _learn_aliases(g)
+            if unanswered is not None:
+                raise unanswered  # one attempt, in the words (and the time) it states
             events = g.check()
             g.on_events(g.watcher.stop())
             if not g.watcher.up:
