@@ -531,6 +531,24 @@ def test_a_dry_run_without_a_profile_says_as_asked(
     assert "profile" not in run.stderr
 
 
+def test_a_dry_run_plans_reasons_in_the_commands_words(
+    ollama: FakeOllama, cli: Callable[..., Run]
+) -> None:
+    # The trial: `pin ... --dry-run` gave "the profile wants it pinned", with no profile.
+    ollama.preload("tiny", "5m")
+    ollama.preload("tiny2", "5m")
+    run = cli("pin", "tiny", "tiny2", "tiny3", "--dry-run", "--max-loaded", "2", "--json")
+    assert run.exit_code == 1, run  # they cannot all stay loaded
+    reasons = {s["model"]: s["reason"] for s in json.loads(run.stdout)["plan"]["steps"]}
+    assert reasons["tiny:latest"].startswith("asked to pin it; it has "), reasons
+    assert reasons["tiny3:latest"] == "not loaded"
+    run = cli("preload", "tiny", "tiny2", "--keep-alive", "1m", "--dry-run", "--json")
+    reasons = {s["model"]: s["reason"] for s in json.loads(run.stdout)["plan"]["steps"]}
+    assert reasons["tiny2:latest"].endswith(" left, longer than the 1m asked"), reasons
+    plan = json.loads(run.stdout)["plan"]
+    assert "profile" not in " ".join(s["reason"] for s in plan["steps"]) + run.stderr
+
+
 def test_unload_all_except_says_what_stayed(ollama: FakeOllama, cli: Callable[..., Run]):
     """The trial's case: only the unloaded model was named, not the kept one."""
     ollama.preload("tiny", -1)

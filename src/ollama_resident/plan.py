@@ -315,7 +315,11 @@ def _assess(
     training: int | None,
     installed: Installed | None,
     tags_known: bool,
+    command: bool = False,
 ) -> Step:
+    """One model's step. ``command``: the models come from a command line (``pin a b``),
+    not a profile, and the reasons say "asked", not "the profile asks"."""
+    asks = "asked" if command else "the profile asks"
     size = loaded.size if loaded is not None and loaded.size else None
     if size is None and installed is not None and installed.size:
         size = installed.size
@@ -348,26 +352,28 @@ def _assess(
         effective = min(pm.num_ctx, training) if training else pm.num_ctx
         if effective != loaded.context_length:
             reason = (
-                f"loaded with context {loaded.context_length}, the profile asks "
+                f"loaded with context {loaded.context_length}, {asks} "
                 f"{_ctx_words(pm.num_ctx, effective)}"
             )
             return step("reload", name, reason, state)
     if wanted is None:
-        return step("ok", name, f"loaded ({state}); the profile sets no keep-alive", state)
+        sets = "no keep-alive asked" if command else "the profile sets no keep-alive"
+        return step("ok", name, f"loaded ({state}); {sets}", state)
     pinned = loaded.is_pinned(now)
     if wanted.kind == "forever":
         if pinned:
             return step("ok", name, "pinned, as asked", state)
-        return step("repin", name, f"the profile wants it pinned; it has {state}", state)
+        wants = "asked to pin it" if command else "the profile wants it pinned"
+        return step("repin", name, f"{wants}; it has {state}", state)
     window = wanted.describe()
     if pinned:
-        return step("repin", name, f"pinned, longer than the {window} the profile asks", state)
+        return step("repin", name, f"pinned, longer than the {window} {asks}", state)
     remaining = loaded.expires_in(now)
     assert wanted.seconds is not None
     if remaining is not None and remaining > wanted.seconds + _WINDOW_SLACK_S:
-        return step("repin", name, f"{state}, longer than the {window} the profile asks", state)
+        return step("repin", name, f"{state}, longer than the {window} {asks}", state)
     if remaining is None:
-        reason = f"loaded; its expiry is unknown (the profile asks {window})"
+        reason = f"loaded; its expiry is unknown ({asks} {window})"
     elif remaining <= 0:
         reason = (
             "busy or stopping: its deadline passed while a request runs; "
@@ -634,6 +640,7 @@ def make_plan(
                 contexts.get(key),
                 tags.get(key),
                 installed is not None,
+                command=asked_by is not None,
             )
         )
     all_steps = [*unloads, *steps]

@@ -277,7 +277,7 @@ def _check_plan(
         name=title,
         models=tuple(ProfileModel(r.model, r.keep_alive, r.num_ctx) for r in requests),
     )
-    plan = make_plan(asked, snapshot, max_loaded=None)
+    plan = make_plan(asked, snapshot, max_loaded=None, asked_by=title)
     if plan.is_noop and not options.dry_run:
         return None, snapshot, took, None  # all resident as asked: nothing read
     cap, mem = limits_for(client, options.server_log, options.max_loaded, options.memory)
