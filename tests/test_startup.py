@@ -136,7 +136,9 @@ def test_a_failure_is_logged_and_shown_once_on_a_terminal(
     assert startup.failure_path("work").exists()
 
     first = _on_terminal(["ps", "--json"], alive)
-    assert 'warning: profile "work" was not applied at shell startup' in first
+    # It names what ran: the same command runs from a startup line or by hand.
+    assert 'warning: profile "work" was not applied (`apply work --background`, ' in first
+    assert "shell startup" not in first
     assert "cannot reach Ollama" in first
     assert str(startup.log_path("work")) in first
     assert "not applied" not in _on_terminal(["ps", "--json"], alive)

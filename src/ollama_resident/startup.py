@@ -187,14 +187,21 @@ class StartupFailure(NamedTuple):  # a NamedTuple: 10x cheaper to define than a 
     log: str
 
     def text(self, today: str | None = None) -> str:
-        """One line for a terminal: 'profile "work" was not applied at shell startup (09:14):
-        cannot reach Ollama at ... ; log: PATH'. The date is added when not ``today``."""
+        """One line for a terminal: 'profile "work" was not applied (`apply work --background`,
+        09:14): cannot reach Ollama at ... ; log: PATH'. The date is added when not ``today``.
+
+        It names the command that ran, not shell startup: a startup line runs that very
+        command, and so does a person or a script by hand.
+        """
         today = today or datetime.now().astimezone().date().isoformat()
         when = self.time[11:16] if self.time[:10] == today else self.time[:16].replace("T", " ")
         first = self.errors[0].removeprefix("error: ") if self.errors else "no error message"
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
         log = f"; log: {self.log}" if self.log else ""
-        head = f'profile "{self.profile}" was not applied at shell startup ({when})'
+        import shlex
+
+        ran = f"apply {shlex.quote(self.profile)} --background"
+        head = f'profile "{self.profile}" was not applied (`{ran}`, {when})'
         return f"{head}: {first}{more}{log}"
 
 

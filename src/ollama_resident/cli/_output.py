@@ -190,13 +190,13 @@ class Output:
         indent = cells.width(lead) if lead else first if first else 2
         lines = cells.hang(rest, console.width, " " * first, " " * indent)
         # The clock first, then the prefix: ``12:00:05  warning: ...`` keeps the time column.
-        line = Text(lead, style=body)
-        if prefix:
-            line.append(prefix, style=f"bold {style}")
-        line.append(lines[0][first:], style=body)
+        message = Text(prefix, style=f"bold {style}") if prefix else Text()
+        message.append(lines[0][first:], style=body)
         for more in lines[1:]:
-            line.append("\n")
-            line.append(more, style=body)
+            message.append("\n")
+            message.append(more, style=body)
+        line = Text(lead, style=body)
+        line.append_text(message)  # with its style: a warning is bold, not its clock
         console.print(line, soft_wrap=True)
 
     @property
