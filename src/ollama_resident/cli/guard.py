@@ -298,19 +298,19 @@ def _run_one(g: Guard, out: Output, *, wait: float, once: bool, interval: float)
 def _learn_aliases(g: Guard) -> ResidentError | None:
     """Other names of one model file (`ollama cp`): guarded by the digest they share.
 
-    Returns the error when the server did not answer (unreachable, or its timeout ran
-    out): ``--once`` reports that one attempt instead of waiting a second time.
+    Returns the error when the server accepted but did not answer within the timeout:
+    ``--once`` reports that one attempt instead of waiting the timeout a second time.
     """
-    from ollama_resident.errors import RequestTimeout, ResidentError, ServerUnreachable
+    from ollama_resident.errors import RequestTimeout, ResidentError
     from ollama_resident.resolve import check_names
 
     try:
         names = [t.request.model for t in g.targets]
         check_names(g.client, names, g.client.ps(), strict=False)
-    except (ServerUnreachable, RequestTimeout) as exc:
+    except RequestTimeout as exc:
         return exc  # a running guard's first check says so (and keeps trying)
     except ResidentError:
-        pass  # the server is odd: the first check says so
+        pass  # down (said at once, by the first check) or odd: the first check says so
     return None
 
 
