@@ -433,12 +433,13 @@ def test_journal_show_wraps_under_the_text_after_the_date(
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_guard_error_lines_hang_under_their_text(ollama: FakeOllama) -> None:
-    """``error: HH:MM:SS  MODEL  words``: the words' next line starts under MODEL."""
+    """``HH:MM:SS  error: MODEL  words``: the clock first (the time column holds), the
+    words' next lines under the text after the clock, as every guard line."""
     missing = "no-such-model-with-a-rather-long-name:latest"
     shown = strip_ansi(on_tty(ollama.url, "guard", "--once", missing, env={"NO_COLOR": "1"}))
     lines = shown.splitlines()
-    first = next(i for i, ln in enumerate(lines) if ln.startswith("error: "))
-    assert re.match(rf"error: \d\d:\d\d:\d\d  {missing}  could not", lines[first])
+    first = next(i for i, ln in enumerate(lines) if "error: " in ln)
+    assert re.match(rf"\d\d:\d\d:\d\d  error: {missing}  could not", lines[first])
     follow = lines[first + 1 : first + 3]
-    assert all(ln.startswith(" " * 17) and ln[17] != " " for ln in follow), shown
+    assert all(ln.startswith(" " * 10) and ln[10] != " " for ln in follow), shown
     assert all(len(ln) <= 80 for ln in lines), shown

@@ -348,7 +348,7 @@ def test_a_guard_of_two_servers_on_a_terminal_names_the_one_that_went_down_once(
     isolated_env: Path,
 ) -> None:
     """The real `guard --host A --host B` on a terminal: when B stops answering, its line
-    is `warning: HH:MM:SS  B  Ollama is not answering (...)`, B named once."""
+    is `HH:MM:SS  warning: B  Ollama is not answering (...)`, B named once."""
     import fcntl
     import pty
     import struct
@@ -396,7 +396,7 @@ def test_a_guard_of_two_servers_on_a_terminal_names_the_one_that_went_down_once(
     lines = plain.splitlines()
     [down] = [ln for ln in lines if "is not answering" in ln]
     assert re.fullmatch(
-        rf"warning: \d\d:\d\d:\d\d  {re.escape(b.url)}  Ollama is not answering "
+        rf"\d\d:\d\d:\d\d  warning: {re.escape(b.url)}  Ollama is not answering "
         r"\(connection refused\); still trying",
         down,
     ), lines
