@@ -399,3 +399,20 @@ def test_why_of_a_name_never_seen_says_so_with_close_matches(
     other = cli("why", "nosuchmodel", "--no-server-log")
     assert '"nosuchmodel" is not in the journal' in other.stderr
     assert "did you mean" not in other.stderr
+
+
+def test_a_namespaced_model_is_named_from_a_debug_log_as_ollama_writes_it(
+    make_ollama: Callable[..., FakeOllama], cli: Cli, tmp_path: Path
+) -> None:
+    # Ollama writes registry.ollama.ai/myns/coder:7b (library/ only for un-namespaced names).
+    log = tmp_path / "debug.log"
+    server = make_ollama(log_path=str(log), log_debug=True)
+    server.preload("myns/coder:7b", "5m")
+    server.preload("tiny", "5m")
+    text = log.read_text()
+    assert "runner.name=registry.ollama.ai/myns/coder:7b" in text
+    assert "runner.name=registry.ollama.ai/library/tiny:latest" in text
+    server.stop()  # the log alone names it: no server to ask
+    run = cli("why", "--server-log", str(log), "--since", "1h")
+    assert "myns/coder:7b" in run.stdout, run
+    assert "library/myns" not in run.stdout and "registry.ollama.ai" not in run.stdout

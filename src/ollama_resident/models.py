@@ -47,6 +47,10 @@ def canonical_name(name: str) -> str:
     'qwen2.5:14b'
     >>> canonical_name("myns/coder")
     'myns/coder:latest'
+    >>> canonical_name("registry.ollama.ai/myns/coder:7b")
+    'myns/coder:7b'
+    >>> canonical_name("registry.ollama.ai/library/myns/coder:7b")
+    'myns/coder:7b'
     >>> canonical_name("host.example:5000/ns/m:q4")
     'host.example:5000/ns/m:q4'
     """
@@ -56,6 +60,10 @@ def canonical_name(name: str) -> str:
     if ":" not in text[slash + 1 :]:
         text += ":latest"
     parts = text.split("/")
+    # registry.ollama.ai/library/ns/model: never Ollama's own spelling (it writes
+    # registry.ollama.ai/ns/model), but one log writer did; the name is ns/model.
+    if len(parts) == 4 and [p.lower() for p in parts[:2]] == [_DEFAULT_REGISTRY, "library"]:
+        parts = parts[2:]
     if len(parts) == 3 and parts[0].lower() == _DEFAULT_REGISTRY:
         parts = parts[1:]
     if len(parts) == 2 and parts[0].lower() == _DEFAULT_NAMESPACE:

@@ -132,7 +132,8 @@ class FakeServerLog:
     def _runner_attrs(self, r: _Runner) -> dict[str, Any]:
         m = r.model
         return {
-            "runner.name": f"registry.ollama.ai/library/{m.short_name}",
+            # As Ollama writes it: the full name, library/ only for an un-namespaced model.
+            "runner.name": m.full_name,
             "runner.size": _size(r.size),
             "runner.vram": _size(r.size_vram),
             "runner.parallel": 1,
