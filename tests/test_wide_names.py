@@ -318,3 +318,15 @@ def test_a_hanging_wrap_fits_in_cells_and_loses_nothing(columns: int) -> None:
         "warning:" + text.replace(" ", "")
     )
     assert cells.hang(text, None, "warning: ") == ["warning: " + text]
+
+
+def test_a_model_name_moves_whole_to_the_next_line_and_only_a_longer_one_is_cut() -> None:
+    # The trial: "pushed out by som" / "everylongnamespace..." at 80 columns.
+    name = "someverylongnamespace/a-very-long-model-name-for-wrapping:q4_K_M"  # 64 cells
+    lines = cells.hang(f"tiny:latest was pushed out by {name} which needed room", 80, "", "  ")
+    assert lines[1].strip().startswith(name), lines
+    assert all(len(line) <= 80 for line in lines)
+    # Longer than a whole line: it starts a line of its own and only then is cut.
+    narrow = cells.wrap(f"pushed out by {name} which", 30)
+    assert narrow[0] == "pushed out by"
+    assert "".join(narrow[1:]).startswith(name)

@@ -134,6 +134,8 @@ def wrap(text: str, cells: int, first: int | None = None) -> list[str]:
             push()  # the word fits on a line of its own (the first may stay empty)
             line, used = token, size
             continue
+        if line.strip():
+            push()  # wider than a line: it starts a line of its own, then is cut
         while used + size > limit:  # wider than a line: cut it
             piece = cut(token, limit - used)
             if not piece and not line.strip():
