@@ -99,15 +99,7 @@ def generate(path: Path, megabytes: int, *, debug: bool = True) -> int:
                 if i % 100 == 50:
                     log.request("tiny", keep_alive="5m0s", client="127.0.0.2")
                 log.wait(0.5)
-            log.slog("DEBUG", "max runners achieved, unloading one to make room", "runner_count=2")
-            log.slog("DEBUG", "found an idle runner to unload", log.runner("tiny2"))
-            log.chain("tiny2", completed=True)
-            log.load("tiny3", count=2, first=False, keep_alive="1m0s")
-            log.wait(60)
-            log.slog("DEBUG", "timer expired, expiring to unload", log.runner("tiny3"))
-            log.chain("tiny3")
-            log.slog("DEBUG", "timer expired, expiring to unload", log.runner("tiny"))
-            log.chain("tiny")
+            log.evict("tiny2", "tiny3", keep_alive="1m0s").wait(60).expire("tiny3").expire("tiny")
             text = "\n".join(log.lines) + "\n"
             fh.write(text)
             size += len(text.encode())

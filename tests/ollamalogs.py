@@ -173,6 +173,19 @@ class Log:
             self.timer(model, keep_alive)
         return self
 
+    def evict(self, victim: str, newcomer: str, *, keep_alive: str | None = "5m0s") -> Log:
+        """OLLAMA_MAX_LOADED_MODELS=2 reached: the idle ``victim`` goes (its DEBUG chain) to
+        make room for ``newcomer``, which loads."""
+        self.slog("DEBUG", "max runners achieved, unloading one to make room", "runner_count=2")
+        self.slog("DEBUG", "found an idle runner to unload", self.runner(victim))
+        self.chain(victim, completed=True)
+        return self.load(newcomer, count=2, first=False, keep_alive=keep_alive)
+
+    def expire(self, model: str) -> Log:
+        """``model``'s keep-alive ran out: its timer fires and it unloads."""
+        self.slog("DEBUG", "timer expired, expiring to unload", self.runner(model))
+        return self.chain(model)
+
     def timer(self, model: str, duration: str) -> Log:
         return self.slog(
             "DEBUG",
@@ -374,13 +387,7 @@ def busy_server(debug: bool, *, requests: int = 1500, seed: int = 7) -> list[str
             log.ps()
         log.wait(rng.choice([0.1, 0.5, 3, 30]))
         if i % 500 == 250:
-            log.slog("DEBUG", "max runners achieved, unloading one to make room", "runner_count=2")
-            log.slog("DEBUG", "found an idle runner to unload", log.runner("tiny2"))
-            log.chain("tiny2", completed=True)
-            log.load("tiny3", count=2, first=False, keep_alive="1m0s")
-            log.wait(61)
-            log.slog("DEBUG", "timer expired, expiring to unload", log.runner("tiny3"))
-            log.chain("tiny3")
+            log.evict("tiny2", "tiny3", keep_alive="1m0s").wait(61).expire("tiny3")
             log.load("tiny2", count=2, first=False, keep_alive="10m0s")
         if i == requests // 3:
             log.lines.append(
