@@ -109,20 +109,6 @@ def _timer_tail(tail: bytes) -> tuple[int, str] | None:
     return int(pid), tail[j + 10 :].split(b" ", 1)[0].decode("utf-8", "replace")
 
 
-_FAST_MS = 10.0  # logtimeline._FAST_S
-_FAST_UNITS = (b"\xc2\xb5s", b"\xce\xbcs", b"ns")  # µs, μs, ns
-
-
-def _fast(latency: bytes) -> bool:
-    """``logtimeline._fast_answer`` on a latency field already cut out."""
-    if latency.endswith(b"ms"):
-        try:
-            return float(latency[:-2]) < _FAST_MS
-        except ValueError:
-            return False
-    return latency.endswith(_FAST_UNITS)
-
-
 class PostRun:
     """The POST ``[GIN]`` lines of ``data[lo:hi]`` (whole lines; the line at ``hi`` is
     number ``line_hi``), cut out newest first on demand (a
@@ -283,7 +269,7 @@ class _Walk:
             if state != self.state:
                 self.state = state
                 unchanged = self._unchanged()
-        self._hand_over(size)
+        self._hand_over(size, self._number(size))
         builder.recent.seal()
         lines = self._number(size) - self.first
         return lines + (0 if not data or data.endswith(b"\n") else 1)
@@ -291,18 +277,20 @@ class _Walk:
     def _slow_gin(self, begin: int, at: int) -> bool:
         """Whether the line at ``begin`` with POST at ``at`` is a [GIN] line answered in 10 ms
         or more (``TimelineBuilder.prefilter``'s reading of the fields after ``[GIN]``)."""
+        from ollama_resident.logtimeline import _fast_answer
+
         g = self.data.find(b"[GIN] ", begin, at)
         if g == -1:
             return False
-        parts = self.data[g:at].split(b"|", 3)
-        return len(parts) == 4 and not _fast(parts[2].strip())
+        head = self.data[g:at].decode("utf-8", "replace")  # [GIN] ... | client | (POST)
+        return head.count("|") >= 3 and not _fast_answer(head)
 
-    def _hand_over(self, begin: int) -> None:
-        """The POST lines before the line at ``begin`` go to the builder as one run."""
+    def _hand_over(self, begin: int, line_no: int) -> None:
+        """The POST lines before the line at ``begin`` (number ``line_no``) go to the
+        builder as one run."""
         if self.run_lo < begin:
-            self.builder.recent.append(
-                PostRun(self.data, self.run_lo, begin, self._number(begin), self.scans.post)
-            )
+            run = PostRun(self.data, self.run_lo, begin, line_no, self.scans.post)
+            self.builder.recent.append(run)
 
     def _number(self, begin: int) -> int:
         self.line_no += self.data.count(b"\n", self.mark, begin)
@@ -312,8 +300,7 @@ class _Walk:
     def _read(self, begin: int, end: int) -> None:
         """The builder's ordinary path for the line ``data[begin:end]``."""
         n = self._number(begin)
-        if self.run_lo < begin:  # the POST lines before it, as one run (see _hand_over)
-            self.builder.recent.append(PostRun(self.data, self.run_lo, begin, n, self.scans.post))
+        self._hand_over(begin, n)
         self.run_lo = end + 1
         raw = self.data[begin:end].decode("utf-8", "replace")
         if self.builder.prefilter(n, raw):
